@@ -1,0 +1,81 @@
+package wire
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// JSON is the "sysmon.v1+json" codec: one JSON object per WebSocket text or
+// binary message, {"type": "hello"|"welcome"|"batch"|"ack", ...fields}.
+// Unknown fields and unknown types are ignored by readers (see SPEC.md).
+var JSON Codec = jsonCodec{}
+
+type jsonCodec struct{}
+
+func (jsonCodec) Subprotocol() string { return SubprotocolJSON }
+
+var jsonTypeNames = map[MessageType]string{
+	TypeHello: "hello", TypeWelcome: "welcome", TypeBatch: "batch", TypeAck: "ack",
+}
+
+// envelope is the JSON framing: the type tag plus the message's own fields.
+type envelope struct {
+	Type string `json:"type"`
+}
+
+func (jsonCodec) Append(dst []byte, m Message) ([]byte, error) {
+	name, ok := jsonTypeNames[TypeOf(m)]
+	if !ok {
+		return dst, fmt.Errorf("encode json: unknown message type %d", TypeOf(m))
+	}
+	body, err := json.Marshal(m)
+	if err != nil {
+		return dst, fmt.Errorf("encode json %s: %w", name, err)
+	}
+	dst = append(dst, `{"type":"`...)
+	dst = append(dst, name...)
+	dst = append(dst, '"')
+	if len(body) > 2 { // body is an object: splice its fields after the tag
+		dst = append(dst, ',')
+		dst = append(dst, body[1:]...)
+	} else {
+		dst = append(dst, '}')
+	}
+	return dst, nil
+}
+
+// ErrUnknownType is returned (wrapped) for a well-formed message of a type
+// this version does not know; readers skip such messages.
+var ErrUnknownType = fmt.Errorf("unknown message type")
+
+func (jsonCodec) Decode(src []byte) (Message, error) {
+	if len(src) > MaxMessageBytes {
+		return nil, fmt.Errorf("decode json: %d bytes: %w", len(src), ErrTooBig)
+	}
+	var env envelope
+	if err := json.Unmarshal(src, &env); err != nil {
+		return nil, fmt.Errorf("decode json: %v: %w", err, ErrMalformed)
+	}
+	var m Message
+	switch env.Type {
+	case "hello":
+		m = new(Hello)
+	case "welcome":
+		m = new(Welcome)
+	case "batch":
+		m = new(Batch)
+	case "ack":
+		m = new(Ack)
+	case "":
+		return nil, fmt.Errorf("decode json: missing \"type\": %w", ErrMalformed)
+	default:
+		return nil, fmt.Errorf("decode json: type %q: %w", env.Type, ErrUnknownType)
+	}
+	if err := json.Unmarshal(src, m); err != nil {
+		return nil, fmt.Errorf("decode json %s: %v: %w", env.Type, err, ErrMalformed)
+	}
+	if err := Validate(m); err != nil {
+		return nil, fmt.Errorf("decode json %s: %w", env.Type, err)
+	}
+	return m, nil
+}
