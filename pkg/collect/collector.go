@@ -1,0 +1,242 @@
+package collect
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/procfs"
+
+	"github.com/sysmon/sysmon/pkg/wire"
+)
+
+// Defaults of Options; the config package documents the matching
+// PRODUCER_* keys.
+const (
+	DefaultProcRoot      = "/proc"
+	DefaultTopN          = 10
+	DefaultSuspectRSS    = 524288000 // the original's suspect_procs_max_memory
+	DefaultMaxProcs      = 15000     // the original's top_max_procs
+	DefaultStatusTimeout = 2 * time.Second
+	DefaultFunThreshold  = 0.01
+)
+
+// Options configure a Collector. Zero fields take the defaults above.
+type Options struct {
+	ProcRoot      string        // a /proc mount, default "/proc" (PRODUCER_PROC_ROOT)
+	TopN          int           // processes per top category, default 10
+	SuspectRSS    uint64        // RSS in bytes above which a suspect_rss event is raised
+	MaxProcs      int           // process count above which per-process collection stops
+	StatusCmd     string        // optional sh -c command whose output joins the node status
+	StatusTimeout time.Duration // limit of one StatusCmd run
+	// FunThreshold is the share of all processes (0..1) a command or wchan
+	// must reach to get a fun_top row, like the original's
+	// top_significance_threshold. Default 0.01.
+	FunThreshold float64
+	Now          func() time.Time
+	Logger       *slog.Logger
+}
+
+// Collector turns scans of a /proc tree into samples. Rates are computed
+// between consecutive Sample calls. A Collector is not safe for concurrent
+// Sample calls; Close may be called from any goroutine.
+type Collector struct {
+	opts   Options
+	fs     procfs.FS
+	dir    *procDir
+	log    *slog.Logger
+	ticker *statusRunner
+
+	mu sync.Mutex // guards dir against Close during Sample
+
+	pageSize uint64
+	scanGen  uint32
+	procs    map[int32]*proc
+	seen     []*proc // processes of the current scan, reused
+	top      []*proc // union of the top sets, reused
+	best     []*proc // one category's top, reused
+	pids     []int32
+	tids     []int32
+	taskPath []byte
+	users    map[uint32]string
+	strs     map[string]string // interned wait channels and app names
+	appAgg   map[appKey]appAgg
+	funCmd   map[string]uint32
+	funWchan map[string]uint32
+
+	// Scratch buffers reused by every scan.
+	statBuf  []byte
+	smallBuf []byte
+	bigBuf   []byte
+
+	prevTime  time.Time
+	prevCPU   *procfs.CPUStat
+	prevOOM   uint64
+	haveOOM   bool
+	overMax   bool
+	schedstat bool // kernel has /proc/PID/schedstat (CONFIG_SCHED_INFO)
+	lastStats ScanStats
+	hostname  string
+	kernel    string
+}
+
+// ScanStats counts what the last scan could and could not read.
+type ScanStats struct {
+	Listed     int // pid directories listed
+	Vanished   int // exited between listing and reading
+	Unreadable int // present but not readable (hidepid, permissions)
+	IODenied   int // processes whose /proc/PID/io could not be read
+}
+
+// New checks that opts.ProcRoot is a readable /proc and returns a
+// Collector. It fails when the root cannot be opened or has no stat file.
+func New(opts Options) (*Collector, error) {
+	if opts.ProcRoot == "" {
+		opts.ProcRoot = DefaultProcRoot
+	}
+	if opts.TopN <= 0 {
+		opts.TopN = DefaultTopN
+	}
+	if opts.SuspectRSS == 0 {
+		opts.SuspectRSS = DefaultSuspectRSS
+	}
+	if opts.MaxProcs <= 0 {
+		opts.MaxProcs = DefaultMaxProcs
+	}
+	if opts.StatusTimeout <= 0 {
+		opts.StatusTimeout = DefaultStatusTimeout
+	}
+	if opts.FunThreshold <= 0 {
+		opts.FunThreshold = DefaultFunThreshold
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	fs, err := procfs.NewFS(opts.ProcRoot)
+	if err != nil {
+		return nil, fmt.Errorf("proc root %s: %w", opts.ProcRoot, err)
+	}
+	if _, err := os.Stat(filepath.Join(opts.ProcRoot, "stat")); err != nil {
+		return nil, fmt.Errorf("proc root %s is not a /proc mount: %w", opts.ProcRoot, err)
+	}
+	dir, err := openProcDir(opts.ProcRoot)
+	if err != nil {
+		return nil, err
+	}
+	c := &Collector{
+		opts:     opts,
+		fs:       fs,
+		dir:      dir,
+		log:      opts.Logger,
+		pageSize: uint64(os.Getpagesize()),
+		procs:    make(map[int32]*proc),
+		users:    make(map[uint32]string),
+		strs:     make(map[string]string),
+		appAgg:   make(map[appKey]appAgg),
+		funCmd:   make(map[string]uint32),
+		funWchan: make(map[string]uint32),
+		statBuf:  make([]byte, 1024),
+		smallBuf: make([]byte, 512),
+		bigBuf:   make([]byte, 8192),
+		hostname: HostName(opts.ProcRoot),
+		kernel:   readTrim(filepath.Join(opts.ProcRoot, "sys/kernel/osrelease")),
+	}
+	_, err = os.Stat(filepath.Join(opts.ProcRoot, "self/schedstat"))
+	if err != nil {
+		// A fixture tree has no "self": look at pid 1 instead.
+		_, err = os.Stat(filepath.Join(opts.ProcRoot, "1/schedstat"))
+	}
+	c.schedstat = err == nil
+	if opts.StatusCmd != "" {
+		c.ticker = newStatusRunner(opts.StatusCmd, opts.StatusTimeout, opts.Logger)
+	}
+	return c, nil
+}
+
+// Close stops a running status command and releases the /proc descriptor.
+func (c *Collector) Close() error {
+	if c.ticker != nil {
+		c.ticker.close()
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.dir.close()
+}
+
+// Stats returns the counters of the last scan.
+func (c *Collector) Stats() ScanStats { return c.lastStats }
+
+// Sample scans once and returns a sample. Rates (cpu%, d_rss, IO bytes/s,
+// run-queue wait, host CPU modes) are over the time since the previous
+// call; on the first call they are zero. Parts that cannot be read are left
+// nil and logged; Sample fails only when the process list itself cannot be
+// read or ctx is done.
+func (c *Collector) Sample(ctx context.Context) (*wire.Sample, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.dir.fd < 0 {
+		return nil, fmt.Errorf("sample: collector closed")
+	}
+	now := c.opts.Now()
+	s := &wire.Sample{Time: now.UTC()}
+	var dt time.Duration
+	if !c.prevTime.IsZero() {
+		dt = now.Sub(c.prevTime)
+	}
+
+	host, err := c.readHost()
+	if err != nil {
+		c.log.Warn("read host figures", "err", err)
+	}
+	s.Host = host
+	if s.Memory, err = c.readMemory(); err != nil {
+		c.log.Warn("read meminfo", "err", err)
+	}
+
+	if err := c.scan(ctx, now, dt, s); err != nil {
+		return nil, err
+	}
+	if s.Host != nil {
+		s.Host.ProcsTotal = uint32(c.lastStats.Listed - c.lastStats.Vanished)
+	}
+	c.oomEvents(now, s)
+	s.Status = c.status(s)
+	c.prevTime = now
+	return s, nil
+}
+
+// HostName returns the kernel's host name under procRoot
+// (sys/kernel/hostname), which for a /proc mounted from a host is the
+// host's and not the container's; it falls back to os.Hostname.
+func HostName(procRoot string) string {
+	if h := readTrim(filepath.Join(procRoot, "sys/kernel/hostname")); h != "" {
+		return h
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// BootID returns sys/kernel/random/boot_id under procRoot, or "" when it
+// cannot be read.
+func BootID(procRoot string) string {
+	return readTrim(filepath.Join(procRoot, "sys/kernel/random/boot_id"))
+}
+
+func readTrim(path string) string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return ""
+	}
+	return cleanText([]byte(strings.TrimSpace(string(b))))
+}
