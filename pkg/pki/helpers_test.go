@@ -74,6 +74,7 @@ func caPool(t testing.TB, ca *CA) (*x509.CertPool, []*x509.Certificate) {
 type result struct {
 	serverErr, clientErr error
 	peer                 *x509.Certificate // client leaf as the server saw it
+	resumed              bool              // the client resumed a session
 }
 
 // handshake runs one real TLS connection over loopback and reports how
@@ -109,16 +110,18 @@ func handshake(t testing.TB, srv, cli *tls.Config) result {
 	d := &net.Dialer{Timeout: 5 * time.Second}
 	c, err := tls.DialWithDialer(d, "tcp", ln.Addr().String(), cli)
 	var clientErr error
+	resumed := false
 	if err != nil {
 		clientErr = err
 	} else {
 		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
 		b := make([]byte, 1)
 		_, clientErr = c.Read(b)
+		resumed = c.ConnectionState().DidResume
 		c.Close()
 	}
 	r := <-done
-	r.clientErr = clientErr
+	r.clientErr, r.resumed = clientErr, resumed
 	return r
 }
 
