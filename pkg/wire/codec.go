@@ -12,7 +12,7 @@ type Codec interface {
 	Append(dst []byte, m Message) ([]byte, error)
 	// Decode parses one whole message. It never panics and checks every
 	// length against the remaining input and the package limits before
-	// allocating; errors wrap ErrMalformed or ErrTooBig.
+	// allocating; errors wrap ErrMalformed, ErrTooBig or ErrUnknownType.
 	Decode(src []byte) (Message, error)
 }
 
@@ -23,6 +23,9 @@ var (
 	// ErrTooBig reports input over a limit; the connection is closed with
 	// CloseMessageTooBig.
 	ErrTooBig = errors.New("message over limit")
+	// ErrUnknownType reports a well-formed message of a type this version
+	// does not know; readers skip such messages and keep the connection.
+	ErrUnknownType = errors.New("unknown message type")
 )
 
 // CodecFor returns the codec of a negotiated subprotocol.

@@ -26,12 +26,16 @@ type envelope struct {
 func (jsonCodec) Append(dst []byte, m Message) ([]byte, error) {
 	name, ok := jsonTypeNames[TypeOf(m)]
 	if !ok {
-		return dst, fmt.Errorf("encode json: unknown message type %d", TypeOf(m))
+		return dst, fmt.Errorf("encode json: unknown message type %d: %w", TypeOf(m), ErrMalformed)
+	}
+	if err := validate(m, true); err != nil {
+		return dst, fmt.Errorf("encode json %s: %w", name, err)
 	}
 	body, err := json.Marshal(m)
 	if err != nil {
 		return dst, fmt.Errorf("encode json %s: %w", name, err)
 	}
+	start := len(dst)
 	dst = append(dst, `{"type":"`...)
 	dst = append(dst, name...)
 	dst = append(dst, '"')
@@ -41,12 +45,11 @@ func (jsonCodec) Append(dst []byte, m Message) ([]byte, error) {
 	} else {
 		dst = append(dst, '}')
 	}
+	if n := len(dst) - start; n > MaxMessageBytes {
+		return dst[:start], fmt.Errorf("encode json %s: %d bytes: %w", name, n, ErrTooBig)
+	}
 	return dst, nil
 }
-
-// ErrUnknownType is returned (wrapped) for a well-formed message of a type
-// this version does not know; readers skip such messages.
-var ErrUnknownType = fmt.Errorf("unknown message type")
 
 func (jsonCodec) Decode(src []byte) (Message, error) {
 	if len(src) > MaxMessageBytes {

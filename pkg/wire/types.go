@@ -24,7 +24,8 @@ const (
 	MaxMessageBytes    = 4 << 20 // one WebSocket message
 	MaxSamplesPerBatch = 512
 	MaxProcsPerSample  = 4096
-	MaxRowsPerTable    = 8192 // app_top, fun_top and events rows in one sample
+	MaxRowsPerTable    = 8192    // app_top, fun_top and events rows in one sample
+	MaxRowsPerMessage  = 1 << 17 // rows of all tables of all samples of one batch: bounds decoder memory
 	MaxStringBytes     = 64 << 10
 	MaxCmdlineBytes    = 4096 // collectors truncate cmdlines to this many bytes
 )
@@ -150,18 +151,18 @@ type Proc struct {
 	State       string  `json:"state"`   // one letter: R S D Z T t X I
 	PPID        int32   `json:"ppid"`
 	User        string  `json:"user"`
-	App         string  `json:"app"`          // cgroup application, e.g. "nginx.service"
-	CPUPct      float64 `json:"cpu_pct"`      // of one CPU over the interval (may exceed 100)
-	CPUTimeMs   uint64  `json:"cpu_time_ms"`  // user+system, cumulative
-	RSS         uint64  `json:"rss"`          // bytes
-	DRSS        int64   `json:"d_rss"`        // change of RSS over the interval, bytes
-	VSZ         uint64  `json:"vsz"`          // bytes
-	Threads     uint32  `json:"threads"`      //
-	FDs         int32   `json:"fds"`          // -1 when unreadable
-	ReadBps     float64 `json:"read_bps"`     // bytes/s from storage, /proc/PID/io read_bytes
-	WriteBps    float64 `json:"write_bps"`    // bytes/s to storage, /proc/PID/io write_bytes
+	App         string  `json:"app"`           // cgroup application, e.g. "nginx.service"
+	CPUPct      float64 `json:"cpu_pct"`       // of one CPU over the interval (may exceed 100)
+	CPUTimeMs   uint64  `json:"cpu_time_ms"`   // user+system, cumulative
+	RSS         uint64  `json:"rss"`           // bytes
+	DRSS        int64   `json:"d_rss"`         // change of RSS over the interval, bytes
+	VSZ         uint64  `json:"vsz"`           // bytes
+	Threads     uint32  `json:"threads"`       //
+	FDs         int32   `json:"fds"`           // -1 when unreadable
+	ReadBps     float64 `json:"read_bps"`      // bytes/s from storage, /proc/PID/io read_bytes
+	WriteBps    float64 `json:"write_bps"`     // bytes/s to storage, /proc/PID/io write_bytes
 	RunqWaitPct float64 `json:"runq_wait_pct"` // time waiting on a run queue, % of the interval
-	Wchan       string  `json:"wchan"`        // kernel function the task sleeps in, "" when running
+	Wchan       string  `json:"wchan"`         // kernel function the task sleeps in, "" when running
 }
 
 // AppTop is one figure for one application. Group says how processes were

@@ -2,21 +2,57 @@ package wire
 
 import (
 	"fmt"
+	"math"
+	"time"
 	"unicode/utf8"
 )
 
+// maxCapabilities bounds Hello.Capabilities.
+const maxCapabilities = 256
+
+// Times must fit int64 nanoseconds since the Unix epoch (years 1678..2262),
+// the binary codec's representation.
+var (
+	minTime = time.Unix(0, math.MinInt64)
+	maxTime = time.Unix(0, math.MaxInt64)
+)
+
 // Validate checks a decoded message against the protocol limits. Codecs call
-// it after decoding so both renderings enforce the same rules.
-func Validate(m Message) error {
+// it after decoding so both renderings enforce the same rules, and before
+// encoding so a producer never spools what a consumer would refuse. Errors
+// wrap ErrTooBig for a limit and ErrMalformed for anything else.
+func Validate(m Message) error { return validate(m, false) }
+
+// validate is Validate; when encoding, string contents are left to the
+// encoder, which replaces invalid UTF-8 the way encoding/json does.
+func validate(m Message, encoding bool) error {
+	str := func(s string) error {
+		if encoding {
+			return nil
+		}
+		return checkString(s)
+	}
 	switch m := m.(type) {
 	case *Hello:
 		if m.Node == "" {
 			return fmt.Errorf("hello without node: %w", ErrMalformed)
 		}
+		if len(m.Capabilities) > maxCapabilities {
+			return fmt.Errorf("hello with %d capabilities: %w", len(m.Capabilities), ErrTooBig)
+		}
 		for _, s := range []string{m.Node, m.AgentVersion, m.BootID, m.SpoolID} {
-			if err := checkString(s); err != nil {
+			if err := str(s); err != nil {
 				return err
 			}
+		}
+		for _, s := range m.Capabilities {
+			if err := str(s); err != nil {
+				return err
+			}
+		}
+	case *Welcome:
+		if err := str(m.ConsumerVersion); err != nil {
+			return err
 		}
 	case *Batch:
 		if m.Seq == 0 {
@@ -25,10 +61,11 @@ func Validate(m Message) error {
 		if len(m.Samples) > MaxSamplesPerBatch {
 			return fmt.Errorf("batch of %d samples: %w", len(m.Samples), ErrTooBig)
 		}
+		rows := 0
 		for i := range m.Samples {
 			s := &m.Samples[i]
-			if s.Time.IsZero() {
-				return fmt.Errorf("sample %d without time: %w", i, ErrMalformed)
+			if err := checkTime(s.Time); err != nil {
+				return fmt.Errorf("sample %d: %w", i, err)
 			}
 			if len(s.Procs) > MaxProcsPerSample {
 				return fmt.Errorf("sample %d has %d processes: %w", i, len(s.Procs), ErrTooBig)
@@ -36,15 +73,93 @@ func Validate(m Message) error {
 			if len(s.Apps) > MaxRowsPerTable || len(s.Funs) > MaxRowsPerTable || len(s.Events) > MaxRowsPerTable {
 				return fmt.Errorf("sample %d has too many rows: %w", i, ErrTooBig)
 			}
+			rows += len(s.Procs) + len(s.Apps) + len(s.Funs) + len(s.Events)
+			if rows > MaxRowsPerMessage {
+				return fmt.Errorf("batch of more than %d rows: %w", MaxRowsPerMessage, ErrTooBig)
+			}
+			if err := checkHost(s.Host); err != nil {
+				return fmt.Errorf("sample %d host: %w", i, err)
+			}
 			for j := range s.Procs {
 				p := &s.Procs[j]
-				for _, str := range []string{p.Comm, p.Cmdline, p.State, p.User, p.App, p.Wchan} {
-					if err := checkString(str); err != nil {
-						return err
+				if err := finite(p.CPUPct, p.ReadBps, p.WriteBps, p.RunqWaitPct); err != nil {
+					return fmt.Errorf("sample %d process %d: %w", i, p.PID, err)
+				}
+				for _, v := range []string{p.Comm, p.Cmdline, p.State, p.User, p.App, p.Wchan} {
+					if err := str(v); err != nil {
+						return fmt.Errorf("sample %d process %d: %w", i, p.PID, err)
+					}
+				}
+			}
+			for j := range s.Apps {
+				a := &s.Apps[j]
+				if err := finite(a.Value); err != nil {
+					return fmt.Errorf("sample %d app_top: %w", i, err)
+				}
+				for _, v := range []string{a.Group, a.Application, a.Unit} {
+					if err := str(v); err != nil {
+						return fmt.Errorf("sample %d app_top: %w", i, err)
+					}
+				}
+			}
+			for j := range s.Funs {
+				f := &s.Funs[j]
+				for _, v := range []string{f.Fun, f.FunType} {
+					if err := str(v); err != nil {
+						return fmt.Errorf("sample %d fun_top: %w", i, err)
+					}
+				}
+			}
+			if s.Status != nil {
+				if err := str(s.Status.Data); err != nil {
+					return fmt.Errorf("sample %d status: %w", i, err)
+				}
+			}
+			for j := range s.Events {
+				e := &s.Events[j]
+				if err := checkTime(e.Time); err != nil {
+					return fmt.Errorf("sample %d event %d: %w", i, j, err)
+				}
+				for _, v := range []string{e.Kind, e.Subject, e.Detail} {
+					if err := str(v); err != nil {
+						return fmt.Errorf("sample %d event %d: %w", i, j, err)
 					}
 				}
 			}
 		}
+	}
+	return nil
+}
+
+// finite rejects NaN and infinities, which JSON cannot carry.
+func finite(xs ...float64) error {
+	for _, x := range xs {
+		if math.IsNaN(x) || math.IsInf(x, 0) {
+			return fmt.Errorf("float %v: %w", x, ErrMalformed)
+		}
+	}
+	return nil
+}
+
+func checkHost(h *Host) error {
+	if h == nil {
+		return nil
+	}
+	if err := finite(h.Load1, h.Load5, h.Load15, h.CPUUser, h.CPUSystem, h.CPUIOWait, h.CPUIdle, h.CPUSteal); err != nil {
+		return err
+	}
+	if p := h.Pressure; p != nil {
+		return finite(p.CPUSome, p.MemorySome, p.MemoryFull, p.IOSome, p.IOFull)
+	}
+	return nil
+}
+
+func checkTime(t time.Time) error {
+	if t.IsZero() {
+		return fmt.Errorf("without time: %w", ErrMalformed)
+	}
+	if t.Before(minTime) || t.After(maxTime) {
+		return fmt.Errorf("time %s outside 1678..2262: %w", t.Format(time.RFC3339), ErrMalformed)
 	}
 	return nil
 }
