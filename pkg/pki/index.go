@@ -435,7 +435,16 @@ func (ca *CA) writeCRLLocked(validity time.Duration) error {
 		}
 		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, e)
 	}
-	der, err := x509.CreateRevocationList(rand.Reader, tmpl, ca.Cert, ca.key)
+	issuer := ca.Cert
+	if issuer.KeyUsage == 0 {
+		// No keyUsage extension means every usage is allowed (RFC 5280
+		// 4.2.1.3), which is how the original's openssl CA certificates are
+		// made; Go insists on seeing the crlSign bit, so show it a copy.
+		c := *issuer
+		c.KeyUsage = x509.KeyUsageCRLSign
+		issuer = &c
+	}
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, issuer, ca.key)
 	if err != nil {
 		return fmt.Errorf("sign CRL: %w", err)
 	}
