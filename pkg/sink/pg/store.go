@@ -1,0 +1,532 @@
+package pg
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"log/slog"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/sysmon/sysmon/pkg/wire"
+)
+
+// Options tunes the store; zero values take the defaults.
+type Options struct {
+	// RetentionDays of partitions kept behind today [10];
+	// DaysAhead created ahead of it [10; negative for none].
+	RetentionDays, DaysAhead int
+	// Now is the clock [time.Now]; tests move it.
+	Now func() time.Time
+	// Logger [discard].
+	Logger *slog.Logger
+	// MaxConns of the pool [max(4, 2*Flushers)].
+	MaxConns int32
+
+	// Flushers is how many group-commit writers run, each on its own
+	// connection; a stream always goes to the same one, so its batches
+	// commit in order [2].
+	Flushers int
+	// FlushRows closes a group once it holds this many rows [20000].
+	FlushRows int
+	// FlushDelay is how long a group waits for more batches after its
+	// first [50ms]. Under load the size bound closes groups first.
+	FlushDelay time.Duration
+	// QueueLen bounds the batches waiting per flusher; WriteBatch blocks
+	// (backpressure) when it is full [1024].
+	QueueLen int
+}
+
+// ErrClosed is returned by WriteBatch after Close.
+var ErrClosed = errors.New("pg store closed")
+
+// Store writes sample batches into PostgreSQL.
+type Store struct {
+	o    Options
+	pool *pgxpool.Pool
+	log  *slog.Logger
+
+	partMu sync.Mutex
+	tables []string        // managed (partitioned) sample tables
+	days   map[dayNum]bool // days whose partitions exist in every table
+	ddlMu  sync.Mutex
+
+	streamMu sync.Mutex
+	streams  map[streamKey]bool // stream rows known to exist
+
+	closeMu sync.RWMutex
+	closed  bool
+	queues  []chan *request
+	wg      sync.WaitGroup
+}
+
+type streamKey struct{ node, spool string }
+
+// request is one WriteBatch waiting in a group.
+type request struct {
+	key  streamKey
+	h    *wire.Hello
+	seq  uint64
+	rows *rowSet
+	done chan error
+}
+
+func (o *Options) defaults() {
+	if o.RetentionDays <= 0 {
+		o.RetentionDays = 10
+	}
+	if o.DaysAhead < 0 {
+		o.DaysAhead = 0
+	} else if o.DaysAhead == 0 {
+		o.DaysAhead = 10
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Flushers <= 0 {
+		o.Flushers = 2
+	}
+	if o.FlushRows <= 0 {
+		o.FlushRows = 20000
+	}
+	if o.FlushDelay <= 0 {
+		o.FlushDelay = 50 * time.Millisecond
+	}
+	if o.QueueLen <= 0 {
+		o.QueueLen = 1024
+	}
+	if o.MaxConns <= 0 {
+		o.MaxConns = int32(max(4, 2*o.Flushers))
+	}
+}
+
+// Open connects to url (a postgres:// URL or libpq key=value string; empty
+// uses the PG* environment variables), applies the embedded migrations and
+// creates the partitions of the retention window. Several consumers may
+// open the same database at once.
+func Open(ctx context.Context, url string, o Options) (*Store, error) {
+	o.defaults()
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parse database URL: %w", err)
+	}
+	cfg.MaxConns = o.MaxConns
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("connect to postgres: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connect to postgres %s:%d: %w", cfg.ConnConfig.Host, cfg.ConnConfig.Port, err)
+	}
+	s := &Store{o: o, pool: pool, log: o.Logger.With("component", "sink/pg"),
+		days: map[dayNum]bool{}, streams: map[streamKey]bool{}}
+	n, err := migrate(ctx, pool)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if n > 0 {
+		s.log.Info("schema migrated", "applied", n)
+	}
+	if err := s.Maintain(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("maintain partitions: %w", err)
+	}
+	s.queues = make([]chan *request, o.Flushers)
+	for i := range s.queues {
+		s.queues[i] = make(chan *request, o.QueueLen)
+		s.wg.Add(1)
+		go s.flusher(s.queues[i])
+	}
+	return s, nil
+}
+
+// Pool exposes the connection pool, for read-back in tools and tests.
+func (s *Store) Pool() *pgxpool.Pool { return s.pool }
+
+func (s *Store) now() time.Time { return s.o.Now() }
+
+// OpenStream records the node (first_seen, last_seen) and the stream of h,
+// and returns the highest batch sequence of the stream already committed (0
+// for a new stream).
+func (s *Store) OpenStream(ctx context.Context, h *wire.Hello) (lastSeq uint64, err error) {
+	c := converter{}
+	node, spool := cleanKey(h.Node), cleanKey(h.SpoolID)
+	now := s.now()
+	b := &pgx.Batch{}
+	b.Queue(`INSERT INTO node (node, first_seen, last_seen) VALUES ($1, $2, $2)
+		ON CONFLICT (node) DO UPDATE SET last_seen = greatest(node.last_seen, EXCLUDED.last_seen)`, node, now)
+	var seq int64
+	b.Queue(`INSERT INTO stream (node, spool_id, boot_id, agent_version, first_seen, last_seen)
+		VALUES ($1, $2, $3, $4, $5, $5)
+		ON CONFLICT (node, spool_id) DO UPDATE SET boot_id = EXCLUDED.boot_id,
+			agent_version = EXCLUDED.agent_version, last_seen = EXCLUDED.last_seen
+		RETURNING last_seq`, node, spool, c.str("", h.BootID), c.str("", h.AgentVersion), now).
+		QueryRow(func(r pgx.Row) error { return r.Scan(&seq) })
+	// A batch sent outside a transaction runs as one implicit transaction.
+	if err := s.pool.SendBatch(ctx, b).Close(); err != nil {
+		return 0, fmt.Errorf("open stream %s/%s: %w", h.Node, h.SpoolID, err)
+	}
+	s.streamMu.Lock()
+	s.streams[streamKey{node, spool}] = true
+	s.streamMu.Unlock()
+	return uint64(seq), nil
+}
+
+// WriteBatch stores b, a batch of the stream opened by h, exactly once: a
+// batch whose sequence is not above the stream's committed sequence is
+// skipped. It returns nil only once the batch's rows and the stream's new
+// sequence are committed (or the batch was already), so the caller may
+// acknowledge it. Concurrent calls join one transaction (group commit);
+// each waits for its group's result. It blocks while the queue is full, and
+// returns ctx's error if ctx ends first, in which case the batch may or may
+// not be committed (a resend is deduped).
+func (s *Store) WriteBatch(ctx context.Context, h *wire.Hello, b *wire.Batch) error {
+	rs := convert(h, b, s.now(), s.o.RetentionDays, s.o.DaysAhead)
+	key := streamKey{cleanKey(h.Node), cleanKey(h.SpoolID)}
+	req := &request{key: key, h: h, seq: b.Seq, rows: rs, done: make(chan error, 1)}
+	s.closeMu.RLock()
+	if s.closed {
+		s.closeMu.RUnlock()
+		return ErrClosed
+	}
+	q := s.queues[shard(key, len(s.queues))]
+	select {
+	case q <- req:
+	case <-ctx.Done():
+		s.closeMu.RUnlock()
+		return ctx.Err()
+	}
+	s.closeMu.RUnlock()
+	select {
+	case err := <-req.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// cleanKey repairs a stream key the way convert repairs the node column.
+func cleanKey(s string) string { c := converter{}; return c.str("", s) }
+
+func shard(k streamKey, n int) int {
+	if n == 1 {
+		return 0
+	}
+	f := fnv.New32a()
+	f.Write([]byte(k.node))
+	f.Write([]byte{0})
+	f.Write([]byte(k.spool))
+	return int(f.Sum32() % uint32(n))
+}
+
+// flusher gathers requests into groups and commits each group in one
+// transaction, until its queue is closed and drained.
+func (s *Store) flusher(q chan *request) {
+	defer s.wg.Done()
+	for first := range q {
+		group := []*request{first}
+		rows := first.rows.rows()
+		timer := time.NewTimer(s.o.FlushDelay)
+	gather:
+		for rows < s.o.FlushRows {
+			select {
+			case r, ok := <-q:
+				if !ok {
+					break gather
+				}
+				group = append(group, r)
+				rows += r.rows.rows()
+			case <-timer.C:
+				break gather
+			}
+		}
+		timer.Stop()
+		s.commitGroup(group)
+	}
+}
+
+// commitGroup writes a group and tells every member the outcome. When the
+// group fails because of its data (not the connection), each member is
+// retried alone, so one bad batch fails alone.
+func (s *Store) commitGroup(group []*request) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	err := s.writeWithRetry(ctx, group)
+	if err != nil && len(group) > 1 && isDataError(err) {
+		s.log.Warn("group commit failed on its data; retrying its batches one by one", "batches", len(group), "err", err)
+		for _, r := range group {
+			r.done <- s.writeWithRetry(ctx, []*request{r})
+		}
+		return
+	}
+	if err != nil {
+		s.log.Warn("group commit failed", "batches", len(group), "err", err)
+	}
+	for _, r := range group {
+		r.done <- err
+	}
+}
+
+// isDataError reports errors caused by the rows themselves: data
+// exceptions (class 22), integrity violations (23) and program limits (54).
+func isDataError(err error) bool {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || len(pe.Code) < 2 {
+		return false
+	}
+	switch pe.Code[:2] {
+	case "22", "23", "54":
+		return pe.Code != noPartitionCode
+	}
+	return false
+}
+
+const (
+	noPartitionCode = "23514" // check_violation: "no partition of relation ... found for row"
+	deadlockCode    = "40P01"
+	serializeCode   = "40001"
+)
+
+func (s *Store) writeWithRetry(ctx context.Context, group []*request) error {
+	var err error
+	for attempt := 0; attempt < 4; attempt++ {
+		var days []dayNum
+		seen := map[dayNum]bool{}
+		for _, r := range group {
+			for _, d := range r.rows.days {
+				if !seen[d] {
+					seen[d] = true
+					days = append(days, d)
+				}
+			}
+		}
+		if err = s.ensureDays(ctx, days); err != nil {
+			return err
+		}
+		err = s.write(ctx, group)
+		var pe *pgconn.PgError
+		if err == nil || !errors.As(err, &pe) {
+			return err
+		}
+		switch pe.Code {
+		case noPartitionCode:
+			// Another consumer dropped a partition we had cached, or
+			// it was dropped by hand: look again.
+			s.forgetDays(days)
+			if lerr := s.loadPartitions(ctx); lerr != nil {
+				return lerr
+			}
+		case deadlockCode, serializeCode:
+			// Two consumers locked the same streams or nodes in
+			// different orders; the loser retries.
+		default:
+			return err
+		}
+	}
+	return err
+}
+
+// write commits one group in one transaction: lock the groups' stream rows,
+// drop the batches already committed, COPY the rest, advance the streams.
+func (s *Store) write(ctx context.Context, group []*request) error {
+	// Streams in a stable order, so that concurrent writers lock rows in
+	// the same order.
+	last := map[streamKey]int64{}
+	var keys []streamKey
+	for _, r := range group {
+		if _, ok := last[r.key]; !ok {
+			last[r.key] = -1
+			keys = append(keys, r.key)
+		}
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].node != keys[j].node {
+			return keys[i].node < keys[j].node
+		}
+		return keys[i].spool < keys[j].spool
+	})
+	nodes := make([]string, len(keys))
+	spools := make([]string, len(keys))
+	for i, k := range keys {
+		nodes[i], spools[i] = k.node, k.spool
+	}
+
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("write batches: begin: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+
+	if unknown := s.unknownStreams(keys); len(unknown) > 0 {
+		// WriteBatch without OpenStream (another consumer opened it, or
+		// this one restarted): create the rows.
+		now := s.now()
+		un, us := make([]string, len(unknown)), make([]string, len(unknown))
+		for i, k := range unknown {
+			un[i], us[i] = k.node, k.spool
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO node (node, first_seen, last_seen)
+			SELECT DISTINCT n, $2::timestamptz, $2::timestamptz FROM unnest($1::text[]) n ORDER BY 1
+			ON CONFLICT (node) DO NOTHING`, un, now); err != nil {
+			return fmt.Errorf("write batches: create nodes: %w", err)
+		}
+		if _, err := tx.Exec(ctx, `INSERT INTO stream (node, spool_id, first_seen, last_seen)
+			SELECT n, sp, $3, $3 FROM unnest($1::text[], $2::text[]) AS u(n, sp) ORDER BY 1, 2
+			ON CONFLICT (node, spool_id) DO NOTHING`, un, us, now); err != nil {
+			return fmt.Errorf("write batches: create streams: %w", err)
+		}
+	}
+	rows, err := tx.Query(ctx, `SELECT s.node, s.spool_id, s.last_seq FROM stream s
+		JOIN unnest($1::text[], $2::text[]) AS u(n, sp) ON s.node = u.n AND s.spool_id = u.sp
+		ORDER BY s.node, s.spool_id FOR UPDATE OF s`, nodes, spools)
+	if err != nil {
+		return fmt.Errorf("write batches: lock streams: %w", err)
+	}
+	for rows.Next() {
+		var k streamKey
+		var seq int64
+		if err := rows.Scan(&k.node, &k.spool, &seq); err != nil {
+			rows.Close()
+			return fmt.Errorf("write batches: lock streams: %w", err)
+		}
+		last[k] = seq
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("write batches: lock streams: %w", err)
+	}
+
+	// Keep, per stream and in arrival order, the batches above the
+	// committed sequence.
+	var prc []prcRow
+	var other [6][][]any
+	skipped := 0
+	for _, r := range group {
+		if int64(r.seq) <= last[r.key] {
+			skipped++
+			continue
+		}
+		last[r.key] = int64(r.seq)
+		if prc == nil {
+			prc = r.rows.prc
+		} else {
+			prc = append(prc, r.rows.prc...)
+		}
+		for i, t := range [][][]any{r.rows.memory, r.rows.host, r.rows.appTop, r.rows.funTop, r.rows.nodeRole, r.rows.events} {
+			other[i] = append(other[i], t...)
+		}
+	}
+	if skipped == len(group) {
+		return nil // all replays: nothing to commit
+	}
+	if len(prc) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"prc"}, prcColumns, newPrcSource(prc)); err != nil {
+			return fmt.Errorf("write batches: copy prc: %w", err)
+		}
+	}
+	for i, t := range []struct {
+		name string
+		cols []string
+	}{{"memory", memoryColumns}, {"host", hostColumns}, {"app_top", appTopColumns},
+		{"fun_top", funTopColumns}, {"node_role", nodeRoleColumns}, {"events", eventsColumns}} {
+		if len(other[i]) == 0 {
+			continue
+		}
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{t.name}, t.cols, pgx.CopyFromRows(other[i])); err != nil {
+			return fmt.Errorf("write batches: copy %s: %w", t.name, err)
+		}
+	}
+	seqs := make([]int64, len(keys))
+	for i, k := range keys {
+		seqs[i] = last[k]
+	}
+	now := s.now()
+	b := &pgx.Batch{}
+	b.Queue(`UPDATE stream s SET last_seq = u.seq, last_seen = $4
+		FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(n, sp, seq)
+		WHERE s.node = u.n AND s.spool_id = u.sp AND u.seq > s.last_seq`, nodes, spools, seqs, now)
+	b.Queue(`UPDATE node SET last_seen = $2 WHERE node = ANY($1) AND last_seen < $2`, dedupe(nodes), now)
+	if err := tx.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("write batches: advance streams: %w", err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("write batches: commit: %w", err)
+	}
+	if skipped > 0 {
+		s.log.Debug("skipped replayed batches", "count", skipped)
+	}
+	s.streamMu.Lock()
+	for _, k := range keys {
+		s.streams[k] = true
+	}
+	s.streamMu.Unlock()
+	return nil
+}
+
+func (s *Store) unknownStreams(keys []streamKey) []streamKey {
+	s.streamMu.Lock()
+	defer s.streamMu.Unlock()
+	var out []streamKey
+	for _, k := range keys {
+		if !s.streams[k] {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// dedupe returns the distinct values of a sorted slice.
+func dedupe(sorted []string) []string {
+	out := sorted[:0:0]
+	for i, v := range sorted {
+		if i == 0 || v != sorted[i-1] {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// Run calls Maintain every hour until ctx ends; errors are logged and
+// retried at the next tick.
+func (s *Store) Run(ctx context.Context) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.Maintain(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("partition maintenance failed; retrying in an hour", "err", err)
+			}
+		}
+	}
+}
+
+// Close stops accepting batches, commits the ones already queued, waits for
+// them and closes the pool.
+func (s *Store) Close() {
+	s.closeMu.Lock()
+	if s.closed {
+		s.closeMu.Unlock()
+		return
+	}
+	s.closed = true
+	for _, q := range s.queues {
+		close(q)
+	}
+	s.closeMu.Unlock()
+	s.wg.Wait()
+	s.pool.Close()
+}
