@@ -1,7 +1,258 @@
 package cmd
 
-import "github.com/spf13/cobra"
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/spf13/cobra"
+
+	"github.com/sysmon/sysmon/pkg/config"
+	"github.com/sysmon/sysmon/pkg/pgserver"
+	"github.com/sysmon/sysmon/pkg/pki"
+	"github.com/sysmon/sysmon/pkg/sink/jsonl"
+	"github.com/sysmon/sysmon/pkg/sink/pg"
+	"github.com/sysmon/sysmon/pkg/transport"
+	"github.com/sysmon/sysmon/pkg/wire"
+)
+
+type consumeOptions struct {
+	env        string
+	output     string
+	outputFile string
+	logs       logOptions
+	keys       keyFlags
+	stdout     io.Writer
+	stderr     io.Writer
+}
 
 func newConsumeCmd() *cobra.Command {
-	return &cobra.Command{Use: "consume", Short: "not yet wired"}
+	o := &consumeOptions{keys: keyFlags{}}
+	c := &cobra.Command{
+		Use:   "consume",
+		Short: "Accept producers over mutual TLS and store their samples in PostgreSQL",
+		Long: `consume listens for producers, authenticates each by its client certificate
+(checked against the CA and the CRLs in CONSUMER_CRLDIR), and writes their
+samples into PostgreSQL, acknowledging a batch only once it is committed.
+With no database configured it runs its own PostgreSQL from the system's
+binaries in CONSUMER_DATA_DIR.`,
+		Example: `  sysmon consume --env consumer.env
+  sysmon consume --env consumer.env --output jsonl              # JSON lines on stdout
+  sysmon consume --env consumer.env --output jsonl --output-file samples.jsonl`,
+		Args: cobra.NoArgs,
+		RunE: func(c *cobra.Command, _ []string) error {
+			o.stdout, o.stderr = c.OutOrStdout(), c.ErrOrStderr()
+			return runConsume(c.Context(), o, o.keys.values(c))
+		},
+	}
+	fs := c.Flags()
+	fs.StringVar(&o.env, "env", "", "env file with CONSUMER_* keys (the original's consumer.env works as is)")
+	fs.StringVar(&o.output, "output", "postgres", "where batches go: postgres, or jsonl (one JSON line per batch)")
+	fs.StringVar(&o.outputFile, "output-file", "", "with --output jsonl: append to this file instead of stdout")
+	o.keys.add(fs, "listen-ip", "CONSUMER_LISTEN_IP", "address to listen on")
+	o.keys.add(fs, "port", "CONSUMER_LISTEN_PORT", "port to listen on")
+	o.keys.add(fs, "db-url", "CONSUMER_DB_URL", "PostgreSQL URL")
+	o.keys.add(fs, "data-dir", "CONSUMER_DATA_DIR", "data directory of the consumer's own PostgreSQL")
+	o.logs.register(fs)
+	return c
+}
+
+func runConsume(ctx context.Context, o *consumeOptions, flags map[string]string) error {
+	log, err := o.logs.logger(o.stderr)
+	if err != nil {
+		return err
+	}
+	if o.output != "postgres" && o.output != "jsonl" {
+		return usageError{fmt.Errorf("--output %q: use postgres or jsonl", o.output)}
+	}
+	cfg, err := config.LoadConsumer(o.env, flags)
+	if err != nil {
+		return err
+	}
+	warnAll(log, cfg.Warnings)
+
+	var tlsConf *tls.Config
+	var rev *pki.Revocations
+	if cfg.UseTLS {
+		if tlsConf, rev, err = consumerTLS(cfg, log); err != nil {
+			return err
+		}
+	} else {
+		log.Warn("CONSUMER_USE_TLS=false: serving plain ws:// with no authentication; use only for testing")
+	}
+
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return &config.Error{File: cfg.File, Key: "CONSUMER_LISTEN_PORT", Msg: fmt.Sprintf("cannot listen on %s: %v", cfg.ListenAddr, errors.Unwrap(err)), Fix: "pick a free port, or stop what is listening there"}
+	}
+	defer ln.Close()
+
+	var sink transport.Sink
+	var authorize func(context.Context, *x509.Certificate, *wire.Hello) error
+	if o.output == "jsonl" {
+		js := jsonl.New(o.stdout)
+		if o.outputFile != "" {
+			if js, err = jsonl.Create(o.outputFile); err != nil {
+				return usageError{err}
+			}
+		}
+		defer js.Close()
+		sink = js
+		authorize = certNodeAuthorizer(nil)
+	} else {
+		store, stop, err := openStore(ctx, cfg, log)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		sink = store
+		authorize = certNodeAuthorizer(claimerOf(store))
+	}
+
+	srv := transport.NewServer(transport.ServerOptions{
+		Sink:            sink,
+		Authorize:       authorize,
+		Logger:          log,
+		MaxConns:        cfg.MaxConns,
+		MaxConnsPerCert: cfg.MaxConnsPerCert,
+		Version:         version,
+	})
+	if rev != nil {
+		// Revocation bites on live sessions too: after every CRL reload,
+		// sessions of a now-revoked certificate are closed with 1008.
+		go rev.Watch(ctx, 2*time.Second, func() {
+			n := srv.CloseWhere(func(c *x509.Certificate) bool { return c != nil && rev.IsRevoked(c.SerialNumber) }, wire.ClosePolicyViolation, "certificate revoked")
+			if n > 0 {
+				log.Warn("closed sessions of revoked certificates", "sessions", n)
+			}
+		})
+	}
+	scheme := "wss"
+	if tlsConf == nil {
+		scheme = "ws"
+	}
+	log.Info("consumer listening", "url", fmt.Sprintf("%s://%s/", scheme, ln.Addr()), "output", o.output)
+	return srv.Serve(ctx, ln, tlsConf)
+}
+
+func consumerTLS(cfg *config.Consumer, log *slog.Logger) (*tls.Config, *pki.Revocations, error) {
+	cert, err := pki.LoadKeyPair(cfg.CertFile, cfg.KeyFile)
+	if err != nil {
+		return nil, nil, &config.Error{File: cfg.File, Key: "CONSUMER_CERTFILE", Msg: err.Error(), Fix: "point CONSUMER_CERTFILE/CONSUMER_KEYFILE at the pair `sysmon ca server` wrote"}
+	}
+	pool, cas, err := pki.LoadCAPool(cfg.CACertFile)
+	if err != nil {
+		return nil, nil, &config.Error{File: cfg.File, Key: "CONSUMER_CACERTFILE", Msg: err.Error(), Fix: "point it at the CA certificate (certs/certs/cacert.pem of `sysmon ca init`)"}
+	}
+	var rev *pki.Revocations
+	if cfg.CRLDir != "" {
+		rev, err = pki.NewRevocations(cfg.CRLDir, cas, log)
+		if err != nil {
+			return nil, nil, &config.Error{File: cfg.File, Key: "CONSUMER_CRLDIR", Msg: err.Error(), Fix: "regenerate the CRL with `sysmon ca crl`, or set CONSUMER_CRLDIR=\"\" to disable revocation checks"}
+		}
+		rev.SetFailClosed(cfg.CRLFailClosed)
+	}
+	return pki.ServerTLSConfig(cert, pool, rev), rev, nil
+}
+
+// nodeClaimer is the database's record of which certificate owns a node.
+type nodeClaimer interface {
+	ClaimNode(ctx context.Context, node string, cert *x509.Certificate) error
+}
+
+// claimerOf returns the store's node claims, if it keeps them.
+func claimerOf(store any) nodeClaimer {
+	if c, ok := store.(nodeClaimer); ok {
+		return c
+	}
+	return nil
+}
+
+// certNodeAuthorizer binds a producer's node name to its certificate: a
+// certificate naming nodes may report only for those; one naming none owns
+// the nodes it reported first (recorded in the database by claims).
+func certNodeAuthorizer(claims nodeClaimer) func(context.Context, *x509.Certificate, *wire.Hello) error {
+	return func(ctx context.Context, cert *x509.Certificate, h *wire.Hello) error {
+		if cert == nil {
+			return nil // plain ws:// testing mode: nothing to bind to
+		}
+		if nodes := pki.NodesAllowed(cert); len(nodes) > 0 {
+			if !slices.Contains(nodes, h.Node) {
+				return fmt.Errorf("certificate %q may not report for node %q", cert.Subject.CommonName, h.Node)
+			}
+			return nil
+		}
+		if claims == nil {
+			return nil
+		}
+		return claims.ClaimNode(ctx, h.Node, cert)
+	}
+}
+
+// openStore connects to the configured database, or runs a private
+// PostgreSQL when none is configured, and returns the store and its stop.
+func openStore(ctx context.Context, cfg *config.Consumer, log *slog.Logger) (*pg.Store, func(), error) {
+	url := cfg.DBURL
+	var embedded *pgserver.Server
+	switch {
+	case url != "":
+	case cfg.DBFromEnv:
+		// pgx reads the PG* variables itself from an empty connection string.
+	default:
+		if reachable(ctx, config.OriginalDBURL) {
+			url = config.OriginalDBURL
+			log.Info("using the original system_monitor database on localhost:5432")
+			break
+		}
+		log.Info("no database configured: starting a private PostgreSQL", "data_dir", cfg.DataDir)
+		srv, err := pgserver.Start(ctx, pgserver.Options{DataDir: cfg.DataDir, Logger: log})
+		if err != nil {
+			return nil, nil, fmt.Errorf("start private PostgreSQL in %s: %w", cfg.DataDir, err)
+		}
+		embedded = srv
+		url = srv.URL()
+		log.Info("private PostgreSQL ready; point Grafana at it", "url", srv.URL())
+	}
+	store, err := pg.Open(ctx, url, pg.Options{
+		RetentionDays: cfg.RetentionDays,
+		DaysAhead:     cfg.PartitionDaysAhead,
+		Logger:        log,
+	})
+	if err != nil {
+		if embedded != nil {
+			embedded.Stop(context.Background())
+		}
+		return nil, nil, fmt.Errorf("open database: %w", err)
+	}
+	go store.Run(ctx)
+	return store, func() {
+		store.Close()
+		if embedded != nil {
+			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			defer cancel()
+			if err := embedded.Stop(sctx); err != nil {
+				fmt.Fprintf(os.Stderr, "sysmon: stopping private PostgreSQL: %v\n", err)
+			}
+		}
+	}, nil
+}
+
+func reachable(ctx context.Context, url string) bool {
+	cctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(cctx, url)
+	if err != nil {
+		return false
+	}
+	conn.Close(cctx)
+	return true
 }

@@ -82,6 +82,7 @@ PostgreSQL on a collector (sysmon consume) for Grafana dashboards.`,
 		newSetupCmd(),
 		newCACmd(),
 		newVersionCmd(),
+		newDemoCmd(),
 	)
 	return root
 }
