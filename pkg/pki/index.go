@@ -226,10 +226,7 @@ var shortNames = map[string]string{
 // in encoding order. Tabs and newlines would break index.txt and become
 // spaces.
 func onelineName(raw []byte) string {
-	var rdns [][]struct {
-		Type  asn1.ObjectIdentifier
-		Value asn1.RawValue
-	}
+	var rdns []rawRDNSET
 	if _, err := asn1.Unmarshal(raw, &rdns); err != nil {
 		return "/"
 	}
@@ -258,6 +255,15 @@ func onelineName(raw []byte) string {
 	}
 	return b.String()
 }
+
+type rawATV struct {
+	Type  asn1.ObjectIdentifier
+	Value asn1.RawValue
+}
+
+// rawRDNSET is one RDN; encoding/asn1 reads a slice type whose name ends in
+// SET as a SET OF.
+type rawRDNSET []rawATV
 
 // canonStringRaw decodes a directory string without folding it.
 func canonStringRaw(v asn1.RawValue) (string, bool) {
