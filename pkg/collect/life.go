@@ -89,8 +89,8 @@ func cgroupApp(b []byte) []byte {
 			continue
 		}
 		ctrls, path := line[i+1:i+1+j], line[i+2+j:]
-		if len(path) == 0 || len(path) == 1 && path[0] == '/' {
-			continue
+		if _, err := parseUint(line[:i]); err != nil || len(path) < 2 || path[0] != '/' {
+			continue // not a hierarchy line, or the root cgroup
 		}
 		rank := 99
 		switch {
@@ -134,9 +134,12 @@ func hasController(list []byte, name string) bool {
 
 // appFromPath picks the application name out of a cgroup path.
 func appFromPath(path []byte) []byte {
-	path = bytes.TrimRight(path, "/")
 	// A cgroup v1 path of a deleted cgroup ends in " (deleted)".
 	path = bytes.TrimSuffix(path, []byte(" (deleted)"))
+	path = bytes.TrimRight(path, "/")
+	if len(path) == 0 {
+		return []byte("/")
+	}
 	rest := path
 	for len(rest) > 0 {
 		i := bytes.LastIndexByte(rest, '/')
