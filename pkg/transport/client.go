@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -121,14 +122,16 @@ func errorClass(err error) string {
 	if err == nil {
 		return ""
 	}
-	var ne net.Error
-	if errors.As(err, &ne) {
-		return "net"
-	}
 	if s := websocket.CloseStatus(err); s != -1 {
 		return fmt.Sprint("close", s)
 	}
-	return err.Error()
+	// The innermost cause ("connection refused", "tls: unknown certificate
+	// authority") without the addresses and ports that vary per attempt.
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "); i >= 0 {
+		msg = msg[i+2:]
+	}
+	return msg
 }
 
 func (c *Client) dial(ctx context.Context, url string) (*websocket.Conn, *http.Response, error) {

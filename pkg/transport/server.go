@@ -97,8 +97,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsConf *tls.Config
 		Handler:           s,
 		ReadHeaderTimeout: s.o.HandshakeTimeout,
 		IdleTimeout:       s.o.IdleTimeout,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return ctx },
+		// Refused TLS handshakes (unknown CA, revoked, no certificate) land
+		// here: an operator wants to see them.
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		BaseContext: func(net.Listener) context.Context { return ctx },
 		ConnContext: func(c context.Context, nc net.Conn) context.Context {
 			// A handshake that never completes must not hold a socket.
 			nc.SetDeadline(time.Now().Add(s.o.HandshakeTimeout))
