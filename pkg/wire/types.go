@@ -43,8 +43,6 @@ const (
 	TypeAck     MessageType = 4 // consumer -> producer
 )
 
-func (MessageType) messageType() {}
-
 // Hello opens a stream. A stream is one producer spool: the consumer dedupes
 // batches by (Node, SpoolID, Seq), so a spool replayed after a crash or a
 // reconnect is never stored twice.
