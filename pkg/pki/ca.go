@@ -99,7 +99,7 @@ func Init(dir string, opts InitOptions) (*CA, error) {
 		opts.Days = DefaultCADays
 	}
 	if opts.Days < 0 {
-		return nil, fmt.Errorf("CA validity %d days: must be positive", opts.Days)
+		return nil, invalidf("CA validity %d days: must be positive", opts.Days)
 	}
 	if err := checkName("CA common name", opts.CN); err != nil {
 		return nil, err
@@ -248,7 +248,7 @@ func Open(dir string) (*CA, error) {
 // certs/server.key (0600).
 func (ca *CA) IssueServer(hosts []string, opts IssueOptions) (certPath, keyPath string, err error) {
 	if len(hosts) == 0 {
-		return "", "", errors.New("server certificate: at least one host name or IP address is required")
+		return "", "", invalidf("server certificate: at least one host name or IP address is required")
 	}
 	tmpl := &x509.Certificate{
 		Subject: pkix.Name{
@@ -364,7 +364,7 @@ func (ca *CA) issue(tmpl *x509.Certificate, opts IssueOptions) ([]byte, []byte, 
 		days = DefaultLeafDays
 	}
 	if days < 0 {
-		return nil, nil, fmt.Errorf("validity %d days: must be positive", days)
+		return nil, nil, invalidf("validity %d days: must be positive", days)
 	}
 	tmpl.NotBefore = opts.NotBefore
 	if tmpl.NotBefore.IsZero() {
@@ -406,7 +406,7 @@ func newKey(curve string) (crypto.Signer, error) {
 	case "P-256", "P256", "PRIME256V1", "SECP256R1":
 		c = elliptic.P256()
 	default:
-		return nil, fmt.Errorf("curve %q: want P-384 or P-256", curve)
+		return nil, invalidf("curve %q: want P-384 or P-256", curve)
 	}
 	k, err := ecdsa.GenerateKey(c, rand.Reader)
 	if err != nil {
@@ -463,15 +463,15 @@ func subjectKeyID(pub crypto.PublicKey) ([]byte, error) {
 
 func checkName(what, s string) error {
 	if strings.TrimSpace(s) == "" {
-		return fmt.Errorf("%s is empty", what)
+		return invalidf("%s is empty", what)
 	}
 	if len(s) > 64 {
 		// RFC 5280 upper bound for CN and O; openssl refuses longer ones.
-		return fmt.Errorf("%s %q: longer than 64 bytes", what, s)
+		return invalidf("%s %q: longer than 64 bytes", what, s)
 	}
 	for _, r := range s {
 		if r < 0x20 || r == 0x7f {
-			return fmt.Errorf("%s %q: contains a control character", what, s)
+			return invalidf("%s %q: contains a control character", what, s)
 		}
 	}
 	return nil
@@ -479,13 +479,13 @@ func checkName(what, s string) error {
 
 func checkHostName(h string) error {
 	if h == "" || len(h) > 253 {
-		return fmt.Errorf("host name %q: empty or too long", h)
+		return invalidf("host name %q: empty or too long", h)
 	}
 	for _, r := range h {
 		ok := r == '-' || r == '.' || r == '*' || r == '_' ||
 			(r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z')
 		if !ok {
-			return fmt.Errorf("host name %q: invalid character %q", h, r)
+			return invalidf("host name %q: invalid character %q", h, r)
 		}
 	}
 	return nil
@@ -499,7 +499,7 @@ func checkEmail(e string) error {
 	}
 	at := strings.IndexByte(e, '@')
 	if at <= 0 || at == len(e)-1 || strings.ContainsAny(e, "/\\ ") || strings.HasPrefix(e, ".") {
-		return fmt.Errorf("e-mail address %q: want user@domain without spaces or slashes", e)
+		return invalidf("e-mail address %q: want user@domain without spaces or slashes", e)
 	}
 	return nil
 }

@@ -10,7 +10,7 @@ import (
 )
 
 // ErrExists is returned when a file would be overwritten without Force.
-var ErrExists = errors.New("already exists (use --force to overwrite)")
+var ErrExists = errors.New("already exists")
 
 // writeFileAtomic writes data to path through a temporary file in the same
 // directory and a rename, so that a crash never leaves a half-written key or
@@ -82,4 +82,18 @@ func lockDir(dir string) (func(), error) {
 		_ = syscall.Flock(int(f.Fd()), syscall.LOCK_UN)
 		f.Close()
 	}, nil
+}
+
+// ErrInvalid marks errors in what the caller asked for (a bad name, e-mail
+// address, host, serial, reason or validity), as opposed to failures of the
+// file system or of cryptography; match it with errors.Is.
+var ErrInvalid = errors.New("invalid input")
+
+type invalidError struct{ msg string }
+
+func (e invalidError) Error() string        { return e.msg }
+func (e invalidError) Is(target error) bool { return target == ErrInvalid }
+
+func invalidf(format string, args ...any) error {
+	return invalidError{fmt.Sprintf(format, args...)}
 }

@@ -37,14 +37,14 @@ func ParseReason(s string) (int, error) {
 		if n >= 0 && n < len(reasonNames) {
 			return n, nil
 		}
-		return 0, fmt.Errorf("revocation reason %d: want 0-%d", n, len(reasonNames)-1)
+		return 0, invalidf("revocation reason %d: want 0-%d", n, len(reasonNames)-1)
 	}
 	for i, name := range reasonNames {
 		if strings.EqualFold(s, name) {
 			return i, nil
 		}
 	}
-	return 0, fmt.Errorf("revocation reason %q: want one of %s", s, strings.Join(reasonNames, ", "))
+	return 0, invalidf("revocation reason %q: want one of %s", s, strings.Join(reasonNames, ", "))
 }
 
 // ReasonName returns openssl's name of a reason code.
@@ -87,7 +87,7 @@ func ParseSerial(s string) (*big.Int, error) {
 	t = strings.ReplaceAll(t, ":", "")
 	n, ok := new(big.Int).SetString(t, 16)
 	if !ok || t == "" || n.Sign() < 0 {
-		return nil, fmt.Errorf("serial %q: want hex digits", s)
+		return nil, invalidf("serial %q: want hex digits", s)
 	}
 	return n, nil
 }
@@ -347,7 +347,7 @@ var ErrAlreadyRevoked = errors.New("already revoked")
 // PEM) or a serial in hex; reason is an RFC 5280 code (see ParseReason).
 func (ca *CA) Revoke(fileOrSerial string, reason int) error {
 	if reason < 0 || reason >= len(reasonNames) {
-		return fmt.Errorf("revocation reason %d: want 0-%d", reason, len(reasonNames)-1)
+		return invalidf("revocation reason %d: want 0-%d", reason, len(reasonNames)-1)
 	}
 	serial, err := ca.serialOf(fileOrSerial)
 	if err != nil {
@@ -384,13 +384,13 @@ func (ca *CA) serialOf(arg string) (*big.Int, error) {
 		}
 		c := certs[0]
 		if !bytes.Equal(c.RawIssuer, ca.Cert.RawSubject) || c.CheckSignatureFrom(ca.Cert) != nil {
-			return nil, fmt.Errorf("revoke %s: not issued by this CA (%s)", arg, onelineName(ca.Cert.RawSubject))
+			return nil, invalidf("revoke %s: not issued by this CA (%s)", arg, onelineName(ca.Cert.RawSubject))
 		}
 		return c.SerialNumber, nil
 	}
 	s, err := ParseSerial(arg)
 	if err != nil {
-		return nil, fmt.Errorf("revoke %q: neither a readable certificate file nor a hex serial", arg)
+		return nil, invalidf("revoke %q: neither a readable certificate file nor a hex serial", arg)
 	}
 	return s, nil
 }
@@ -411,7 +411,7 @@ var hashLinkRE = regexp.MustCompile(`^[0-9a-f]{8}\.r[0-9]+$`)
 
 func (ca *CA) writeCRLLocked(validity time.Duration) error {
 	if validity <= 0 {
-		return fmt.Errorf("CRL validity %s: must be positive", validity)
+		return invalidf("CRL validity %s: must be positive", validity)
 	}
 	rows, err := ca.readIndex()
 	if err != nil {
