@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io"
 	"math/big"
 	"os"
@@ -314,5 +315,28 @@ func TestLoadKeyPairErrors(t *testing.T) {
 	}
 	if _, _, err := LoadCAPool(aKey); err == nil {
 		t.Error("LoadCAPool of a key file succeeded")
+	}
+}
+
+// TestConcurrentIssue: the directory lock keeps index.txt whole when
+// several issuances race (two operators, or a script in parallel).
+func TestConcurrentIssue(t *testing.T) {
+	ca := newTestCA(t)
+	const n = 6
+	errs := make(chan error, n)
+	for i := 0; i < n; i++ {
+		go func() {
+			_, err := ca.IssueClient("c", fmt.Sprintf("c%d@example.com", i), nil, IssueOptions{Curve: "P-256"})
+			errs <- err
+		}()
+	}
+	for i := 0; i < n; i++ {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	list, err := ca.List()
+	if err != nil || len(list) != n+1 {
+		t.Fatalf("List: %d entries, %v", len(list), err)
 	}
 }

@@ -162,15 +162,27 @@ func parseKeyPair(certData, keyData []byte) (tls.Certificate, error) {
 	if len(out.Certificate) == 0 {
 		return out, errors.New("no CERTIFICATE block")
 	}
-	leaf, err := x509.ParseCertificate(out.Certificate[0])
-	if err != nil {
-		return tls.Certificate{}, fmt.Errorf("parse certificate: %w", err)
-	}
 	key, err := parseFirstKey(keyData)
 	if err != nil {
 		return tls.Certificate{}, err
 	}
-	if !publicKeysEqual(key.Public(), leaf.PublicKey) {
+	// The leaf is the certificate of this key. It comes first in files that
+	// openssl and sysmon write, but a hand-made bundle may put the CA first;
+	// TLS wants the leaf first, so move it there.
+	var leaf *x509.Certificate
+	for i, der := range out.Certificate {
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			return tls.Certificate{}, fmt.Errorf("parse certificate %d: %w", i+1, err)
+		}
+		if leaf == nil && publicKeysEqual(key.Public(), c.PublicKey) {
+			leaf = c
+			if i > 0 {
+				out.Certificate[0], out.Certificate[i] = out.Certificate[i], out.Certificate[0]
+			}
+		}
+	}
+	if leaf == nil {
 		return tls.Certificate{}, errors.New("private key does not match the certificate")
 	}
 	out.PrivateKey = key

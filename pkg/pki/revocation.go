@@ -265,16 +265,13 @@ func (r *Revocations) Reload() (bool, error) {
 
 // apply adds a parsed CRL to the state of the CA that signed it.
 func (r *Revocations) apply(issuers map[string]*issuerState, path string, crl *x509.RevocationList) {
-	st := issuers[string(crl.RawIssuer)]
-	if st == nil || crl.CheckSignatureFrom(st.ca) != nil {
-		// Issuer names can collide; a signature from another trusted CA
-		// with the same name would still be a trusted statement.
-		for _, s := range issuers {
-			if bytes.Equal(s.ca.RawSubject, crl.RawIssuer) && crl.CheckSignatureFrom(s.ca) == nil {
-				st = s
-				break
-			}
-			st = nil
+	// Match by name and signature: two trusted CAs may share a name, and
+	// only a CRL signed by the CA's key speaks for it.
+	var st *issuerState
+	for _, s := range issuers {
+		if bytes.Equal(s.ca.RawSubject, crl.RawIssuer) && crl.CheckSignatureFrom(s.ca) == nil {
+			st = s
+			break
 		}
 	}
 	if st == nil {
