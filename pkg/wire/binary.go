@@ -208,11 +208,11 @@ func appendStringField(dst []byte, field uint64, s string) []byte {
 
 // realMilli reports x in thousandths when the fixed-point form is used.
 func realMilli(x float64) (int64, bool) {
-	y := x * realScale
+	y := math.Round(x * realScale)
 	if !(y > -realLimit && y < realLimit) { // also false for NaN
 		return 0, false
 	}
-	return int64(math.Round(y)), true
+	return int64(y), true
 }
 
 // appendRealField writes a float record field: wire type varint for the
@@ -337,7 +337,7 @@ func (r *reader) real(wt uint64) (float64, error) {
 		return realFromMilli(n), nil
 	case wtFixed64:
 		u, err := r.fixed64()
-		return math.Float64frombits(u), err
+		return canonReal(math.Float64frombits(u)), err
 	}
 	return 0, fmt.Errorf("float field with wire type %d: %w", wt, ErrMalformed)
 }
@@ -359,7 +359,18 @@ func (r *reader) realValue() (float64, error) {
 		return 0, fmt.Errorf("float value tag %d: %w", u, ErrMalformed)
 	}
 	b, err := r.fixed64()
-	return math.Float64frombits(b), err
+	return canonReal(math.Float64frombits(b)), err
+}
+
+// canonReal rounds a float that came as IEEE 754 bits but lies in the
+// fixed-point range to thousandths, as if the writer had used fixed-point
+// (which a conforming writer must), so every decoded value re-encodes to the
+// same bytes and decodes back to itself.
+func canonReal(x float64) float64 {
+	if n, ok := realMilli(x); ok {
+		return realFromMilli(n)
+	}
+	return x
 }
 
 // --- small messages ---------------------------------------------------------

@@ -85,6 +85,11 @@ func quantize(m Message) Message {
 		}
 	}
 	u := func(s *string) { *s, _ = encString(*s) }
+	if h, ok := m.(*Hello); ok && len(h.Capabilities) == 0 {
+		c := *h
+		c.Capabilities = nil
+		return &c
+	}
 	b, ok := m.(*Batch)
 	if !ok {
 		return m
@@ -134,6 +139,9 @@ func quantize(m Message) Message {
 		}
 		if len(s.Events) == 0 {
 			s.Events = nil
+		}
+		if len(s.Funs) == 0 {
+			s.Funs = nil
 		}
 	}
 	if len(c.Samples) == 0 {
