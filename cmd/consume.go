@@ -130,7 +130,7 @@ func runConsume(ctx context.Context, o *consumeOptions, flags map[string]string)
 		// Revocation bites on live sessions too: after every CRL reload,
 		// sessions of a now-revoked certificate are closed with 1008.
 		go rev.Watch(ctx, 2*time.Second, func() {
-			n := srv.CloseWhere(func(c *x509.Certificate) bool { return c != nil && rev.IsRevoked(c.SerialNumber) }, wire.ClosePolicyViolation, "certificate revoked")
+			n := srv.CloseWhere(func(c *x509.Certificate) bool { return c != nil && rev.Check(c) != nil }, wire.ClosePolicyViolation, "certificate revoked")
 			if n > 0 {
 				log.Warn("closed sessions of revoked certificates", "sessions", n)
 			}
