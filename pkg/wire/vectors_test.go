@@ -79,6 +79,14 @@ func vectors() []struct {
 		{"welcome", &Welcome{ConsumerVersion: "0.1.0", LastSeq: 41}},
 		{"ack", &Ack{Seq: 42}},
 		{"batch_empty", &Batch{Seq: 1}},
+		{"batch_tiny", &Batch{Seq: 5, Samples: []Sample{
+			{Time: t0, ProcsSeen: 151, Procs: []Proc{
+				{PID: 812, StartTime: 1520, Comm: "nginx", State: "S", CPUPct: 12.5, RSS: 10 << 20},
+				{PID: OtherPID, Comm: "other", State: "S", RSS: 512 << 20}}},
+			{Time: t0.Add(2 * time.Second), ProcsSeen: 151, Procs: []Proc{
+				{PID: 812, StartTime: 1520, Comm: "nginx", State: "R", CPUPct: 0.25, RSS: 10<<20 + 4096},
+				{PID: OtherPID, Comm: "other", State: "S", RSS: 512 << 20}}},
+		}}},
 		{"batch_small", smallBatch()},
 		{"batch_floats", &Batch{Seq: 300, Samples: []Sample{{
 			Time: time.Date(1970, 1, 1, 0, 0, 0, 1, time.UTC),
