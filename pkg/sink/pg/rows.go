@@ -231,29 +231,3 @@ func (c *converter) report(rs *rowSet, seq uint64) {
 			fmt.Sprintf("batch %d: %d %s", seq, c.repairs[k], what)})
 	}
 }
-
-// prcSource feeds prc rows to CopyFrom without allocating per row: the
-// values are pointers into the rows, reset for each row.
-type prcSource struct {
-	rows []prcRow
-	i    int
-	vals []any
-}
-
-func newPrcSource(rows []prcRow) *prcSource {
-	return &prcSource{rows: rows, i: -1, vals: make([]any, len(prcColumns))}
-}
-
-func (s *prcSource) Next() bool { s.i++; return s.i < len(s.rows) }
-func (s *prcSource) Err() error { return nil }
-
-func (s *prcSource) Values() ([]any, error) {
-	r := &s.rows[s.i]
-	p := &r.p
-	v := s.vals
-	v[0], v[1], v[2], v[3], v[4], v[5] = &r.node, &r.ts, &p.PID, &p.Comm, &p.Cmdline, &p.State
-	v[6], v[7], v[8], v[9], v[10] = &p.PPID, &p.User, &p.App, &p.CPUPct, &p.CPUTimeMs
-	v[11], v[12], v[13], v[14], v[15] = &p.RSS, &p.DRSS, &p.VSZ, &p.Threads, &p.FDs
-	v[16], v[17], v[18], v[19], v[20] = &p.ReadBps, &p.WriteBps, &p.RunqWaitPct, &p.Wchan, &p.StartTime
-	return v, nil
-}

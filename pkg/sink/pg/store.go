@@ -192,27 +192,39 @@ func (s *Store) OpenStream(ctx context.Context, h *wire.Hello) (lastSeq uint64, 
 // returns ctx's error if ctx ends first, in which case the batch may or may
 // not be committed (a resend is deduped).
 func (s *Store) WriteBatch(ctx context.Context, h *wire.Hello, b *wire.Batch) error {
+	done, err := s.Submit(ctx, h, b)
+	if err != nil {
+		return err
+	}
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Submit queues b for the next group commit and returns once it is queued
+// (blocking while the queue is full: backpressure) with a channel that
+// receives the commit's outcome, exactly as WriteBatch would return it.
+// Batches of one stream must be submitted in sequence order, one Submit
+// returning before the next starts; they may then be in flight together,
+// which is how a connection keeps the database busy without waiting for
+// each acknowledgement: acknowledge in order as the results arrive.
+func (s *Store) Submit(ctx context.Context, h *wire.Hello, b *wire.Batch) (<-chan error, error) {
 	rs := convert(h, b, s.now(), s.o.RetentionDays, s.o.DaysAhead)
 	key := streamKey{cleanKey(h.Node), cleanKey(h.SpoolID)}
 	req := &request{key: key, h: h, seq: b.Seq, rows: rs, done: make(chan error, 1)}
 	s.closeMu.RLock()
+	defer s.closeMu.RUnlock()
 	if s.closed {
-		s.closeMu.RUnlock()
-		return ErrClosed
+		return nil, ErrClosed
 	}
-	q := s.queues[shard(key, len(s.queues))]
 	select {
-	case q <- req:
+	case s.queues[shard(key, len(s.queues))] <- req:
+		return req.done, nil
 	case <-ctx.Done():
-		s.closeMu.RUnlock()
-		return ctx.Err()
-	}
-	s.closeMu.RUnlock()
-	select {
-	case err := <-req.done:
-		return err
-	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 }
 
@@ -231,21 +243,40 @@ func shard(k streamKey, n int) int {
 }
 
 // flusher gathers requests into groups and commits each group in one
-// transaction, until its queue is closed and drained.
+// transaction, until its queue is closed and drained. A group closes when
+// it holds FlushRows rows, when FlushDelay has passed since its first
+// batch, or when every stream active in the last second has a batch in it:
+// a producer waits for its acknowledgement before it sends more, so
+// waiting longer would only add latency.
 func (s *Store) flusher(q chan *request) {
 	defer s.wg.Done()
+	active := map[streamKey]time.Time{}
+	lastPrune := time.Now()
 	for first := range q {
+		now := time.Now()
+		if now.Sub(lastPrune) > activeWindow {
+			for k, t := range active {
+				if now.Sub(t) > activeWindow {
+					delete(active, k)
+				}
+			}
+			lastPrune = now
+		}
 		group := []*request{first}
+		inGroup := map[streamKey]bool{first.key: true}
+		active[first.key] = now
 		rows := first.rows.rows()
 		timer := time.NewTimer(s.o.FlushDelay)
 	gather:
-		for rows < s.o.FlushRows {
+		for rows < s.o.FlushRows && len(inGroup) < len(active) {
 			select {
 			case r, ok := <-q:
 				if !ok {
 					break gather
 				}
 				group = append(group, r)
+				inGroup[r.key] = true
+				active[r.key] = time.Now()
 				rows += r.rows.rows()
 			case <-timer.C:
 				break gather
@@ -255,6 +286,10 @@ func (s *Store) flusher(q chan *request) {
 		s.commitGroup(group)
 	}
 }
+
+// activeWindow is how recently a stream must have sent a batch to count as
+// active for closing groups early.
+const activeWindow = time.Second
 
 // commitGroup writes a group and tells every member the outcome. When the
 // group fails because of its data (not the connection), each member is
@@ -362,6 +397,7 @@ func (s *Store) write(ctx context.Context, group []*request) error {
 		nodes[i], spools[i] = k.node, k.spool
 	}
 
+	t0 := time.Now()
 	tx, err := s.pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("write batches: begin: %w", err)
@@ -407,6 +443,7 @@ func (s *Store) write(ctx context.Context, group []*request) error {
 		return fmt.Errorf("write batches: lock streams: %w", err)
 	}
 
+	tl := time.Now()
 	// Keep, per stream and in arrival order, the batches above the
 	// committed sequence.
 	var prc []prcRow
@@ -431,7 +468,7 @@ func (s *Store) write(ctx context.Context, group []*request) error {
 		return nil // all replays: nothing to commit
 	}
 	if len(prc) > 0 {
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"prc"}, prcColumns, newPrcSource(prc)); err != nil {
+		if _, err := tx.Conn().PgConn().CopyFrom(ctx, newPrcReader(prc), prcCopySQL); err != nil {
 			return fmt.Errorf("write batches: copy prc: %w", err)
 		}
 	}
@@ -460,12 +497,12 @@ func (s *Store) write(ctx context.Context, group []*request) error {
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("write batches: advance streams: %w", err)
 	}
+	tc := time.Now()
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("write batches: commit: %w", err)
 	}
-	if skipped > 0 {
-		s.log.Debug("skipped replayed batches", "count", skipped)
-	}
+	s.log.Debug("group committed", "batches", len(group), "skipped", skipped, "prc_rows", len(prc),
+		"lock", tl.Sub(t0), "copy", tc.Sub(tl), "commit", time.Since(tc))
 	s.streamMu.Lock()
 	for _, k := range keys {
 		s.streams[k] = true
