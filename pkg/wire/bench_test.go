@@ -165,6 +165,10 @@ func TestEncodeAllocs(t *testing.T) {
 	allocs := testing.AllocsPerRun(50, func() {
 		buf, _ = Binary.Append(buf[:0], batch)
 	})
+	if raceEnabled {
+		t.Logf("%.1f allocations per encode under -race (sync.Pool drops at random); not checked", allocs)
+		return
+	}
 	// sync.Pool may drop the encoder at a GC; anything near zero is steady.
 	if allocs >= 1 {
 		t.Fatalf("%.1f allocations per encode, want 0", allocs)

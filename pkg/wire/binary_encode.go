@@ -229,19 +229,28 @@ func endCol(dst []byte, keyAt, at int, allZero, always bool) []byte {
 
 // findRefs sets e.refs[i] to the row of prev with the same (pid, start time)
 // as cur[i], or -1. Rows usually keep their order from one sample to the next,
-// so the row after the last match and the same index are tried before a map.
+// with a few entering or leaving the top set, so the rows just after the last
+// match and the same index are tried before a map.
 func (e *encoder) findRefs(cur, prev []Proc) {
 	e.refs = e.refs[:0]
 	mapped := false
 	last := int32(-1)
+	same := func(j int32, p *Proc) bool {
+		return j >= 0 && int(j) < len(prev) && prev[j].PID == p.PID && prev[j].StartTime == p.StartTime
+	}
 	for i := range cur {
 		p := &cur[i]
 		ref := int32(-1)
-		if j := last + 1; int(j) < len(prev) && prev[j].PID == p.PID && prev[j].StartTime == p.StartTime {
-			ref = j
-		} else if i < len(prev) && prev[i].PID == p.PID && prev[i].StartTime == p.StartTime {
+		for j := last + 1; j <= last+4; j++ {
+			if same(j, p) {
+				ref = j
+				break
+			}
+		}
+		if ref < 0 && same(int32(i), p) {
 			ref = int32(i)
-		} else if len(prev) > 0 {
+		}
+		if ref < 0 && len(prev) > 0 {
 			if !mapped {
 				clear(e.prevIdx)
 				for j := range prev {
@@ -338,11 +347,17 @@ func (e *encoder) appendStrCol(dst []byte, num uint64, n int, always bool, str f
 	dst, keyAt, at := beginCol(dst, num)
 	allZero := true
 	var pred uint32
+	var prevS string
 	for i := range n {
-		id, err := e.intern(str(i))
-		if err != nil {
-			return dst, err
+		s := str(i)
+		id := pred
+		if i == 0 || s != prevS { // runs of one group, unit or type skip the map
+			var err error
+			if id, err = e.intern(s); err != nil {
+				return dst, err
+			}
 		}
+		prevS = s
 		z := zigzag(int64(id) - int64(pred))
 		allZero = allZero && z == 0
 		dst = binary.AppendUvarint(dst, z)
