@@ -208,3 +208,84 @@ func TestBinaryAppendKeepsPrefix(t *testing.T) {
 		t.Fatalf("bad batch: err %v, len %d want %d", err, len(out2), len(out))
 	}
 }
+
+// TestAppendRejects: both codecs refuse, before writing anything, what a
+// consumer would refuse, so a producer never spools a poison batch.
+func TestAppendRejects(t *testing.T) {
+	at := func(procs int) *Batch {
+		return &Batch{Seq: 1, Samples: []Sample{{Time: t0, Procs: make([]Proc, procs)}}}
+	}
+	long := &Batch{Seq: 1, Samples: []Sample{{Time: t0, Status: &NodeStatus{Data: strings.Repeat("x", MaxStringBytes+1)}}}}
+	nan := &Batch{Seq: 1, Samples: []Sample{{Time: t0, Procs: []Proc{{CPUPct: math.NaN()}}}}}
+	inf := &Batch{Seq: 1, Samples: []Sample{{Time: t0, Host: &Host{Load1: math.Inf(1)}}}}
+	noTime := &Batch{Seq: 1, Samples: []Sample{{}}}
+	eventNoTime := &Batch{Seq: 1, Samples: []Sample{{Time: t0, Events: []Event{{Kind: "k"}}}}}
+	farFuture := &Batch{Seq: 1, Samples: []Sample{{Time: time.Date(2300, 1, 1, 0, 0, 0, 0, time.UTC)}}}
+	many := &Batch{Seq: 1, Samples: make([]Sample, MaxSamplesPerBatch+1)}
+	rows := &Batch{Seq: 1}
+	for range MaxRowsPerMessage/MaxProcsPerSample + 1 {
+		rows.Samples = append(rows.Samples, Sample{Time: t0, Procs: make([]Proc, MaxProcsPerSample)})
+	}
+	for _, tc := range []struct {
+		name  string
+		m     Message
+		class string
+	}{
+		{"hello without node", &Hello{}, "malformed"},
+		{"batch seq 0", &Batch{}, "malformed"},
+		{"string too long", long, "too_big"},
+		{"NaN", nan, "malformed"},
+		{"infinity", inf, "malformed"},
+		{"sample without time", noTime, "malformed"},
+		{"event without time", eventNoTime, "malformed"},
+		{"time past 2262", farFuture, "malformed"},
+		{"too many samples", many, "too_big"},
+		{"too many processes", at(MaxProcsPerSample + 1), "too_big"},
+		{"too many rows", rows, "too_big"},
+	} {
+		for _, c := range []Codec{Binary, JSON} {
+			out, err := c.Append([]byte("keep"), tc.m)
+			if got := errClass(err); got != tc.class {
+				t.Errorf("%s %s: got %s (%v), want %s", c.Subprotocol(), tc.name, got, err, tc.class)
+			}
+			if string(out) != "keep" {
+				t.Errorf("%s %s: buffer changed on error", c.Subprotocol(), tc.name)
+			}
+		}
+	}
+}
+
+func TestBinaryHeaderLen(t *testing.T) {
+	var stream []byte
+	msgs := []Message{&Ack{Seq: 1}, synthBatch(9, 3, 40), &Welcome{LastSeq: 3}}
+	for _, m := range msgs {
+		var err error
+		if stream, err = Binary.Append(stream, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range msgs {
+		n, err := BinaryHeaderLen(stream)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if _, err := Binary.Decode(stream[:n]); err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		stream = stream[n:]
+	}
+	if len(stream) != 0 {
+		t.Fatalf("%d bytes left", len(stream))
+	}
+}
+
+func TestJSONUnknownType(t *testing.T) {
+	_, err := JSON.Decode([]byte(`{"type":"future","x":1}`))
+	if !errors.Is(err, ErrUnknownType) {
+		t.Fatalf("got %v, want ErrUnknownType", err)
+	}
+	m, err := JSON.Decode([]byte(`{"seq":3,"type":"ack","future":{"a":[1]}}`))
+	if err != nil || m.(*Ack).Seq != 3 {
+		t.Fatalf("unknown field not ignored: %v %v", m, err)
+	}
+}

@@ -6,8 +6,13 @@ import (
 )
 
 // JSON is the "sysmon.v1+json" codec: one JSON object per WebSocket text or
-// binary message, {"type": "hello"|"welcome"|"batch"|"ack", ...fields}.
-// Unknown fields and unknown types are ignored by readers (see SPEC.md).
+// binary message, {"type": "hello"|"welcome"|"batch"|"ack", ...fields}, with
+// the field names of the types' json tags, times in RFC 3339 with
+// nanoseconds and floats at full precision (SPEC.md section 7). Unknown
+// fields are ignored; an unknown type fails with ErrUnknownType, which
+// readers skip. Append validates first, like the binary codec, and replaces
+// invalid UTF-8 with U+FFFD (encoding/json's behaviour, which the binary
+// codec copies so both carry the same text).
 var JSON Codec = jsonCodec{}
 
 type jsonCodec struct{}

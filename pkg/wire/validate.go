@@ -23,11 +23,14 @@ var (
 // wrap ErrTooBig for a limit and ErrMalformed for anything else.
 func Validate(m Message) error { return validate(m, false) }
 
-// validate is Validate; when encoding, string contents are left to the
-// encoder, which replaces invalid UTF-8 the way encoding/json does.
+// validate is Validate; when encoding, only string lengths are checked: the
+// encoders replace invalid UTF-8 the way encoding/json does.
 func validate(m Message, encoding bool) error {
 	str := func(s string) error {
 		if encoding {
+			if len(s) > MaxStringBytes {
+				return fmt.Errorf("string of %d bytes: %w", len(s), ErrTooBig)
+			}
 			return nil
 		}
 		return checkString(s)
