@@ -104,7 +104,8 @@ type Disk struct {
 	acked     uint64
 	mem       []Record // batches the disk refused, all after every seq on disk
 	failing   error    // the disk error that put us in memory mode
-	memDrop   dropNote // memory records dropped in the current failure
+	memDrop   dropNote // memory records dropped and not yet noted in the stream
+	memFull   bool     // the memory bound was hit in the current failure (logged)
 	shed      uint64
 	dropped   uint64
 	memLost   uint64
@@ -323,11 +324,9 @@ func (d *Disk) appendLocked(seq uint64, payload []byte) error {
 	d.last = seq
 	rec := Record{Seq: seq, Time: d.o.Now(), Payload: payload}
 	d.mem = append(d.mem, rec)
-	if d.failing != nil {
-		d.boundMemory()
-	}
 	d.flushMemory()
 	if d.failing != nil {
+		d.boundMemory()
 		// The highest seq must survive a crash even though the batch did
 		// not reach the disk: the consumer may receive it from memory.
 		if err := d.saveState(true); err != nil {
@@ -350,17 +349,23 @@ func (d *Disk) flushMemory() {
 	if len(d.mem) == 0 {
 		return
 	}
+	recs := d.mem
+	noted := false
 	if d.memDrop.batches > 0 {
-		// Say in the stream what the memory bound cost, in the oldest
-		// batch still held.
+		// Say in the stream what the memory bound cost, in the oldest batch
+		// still held, once that batch reaches the disk (until then it may
+		// be dropped too, and the note grows instead).
 		if p, err := addEvents(d.mem[0].Payload, d.memDrop.event(d.o.Now(), "disk unwritable, memory fallback full")); err == nil {
-			d.mem[0].Payload = p
-			d.memDrop = dropNote{}
+			recs = append([]Record{{Seq: d.mem[0].Seq, Time: d.mem[0].Time, Payload: p}}, d.mem[1:]...)
+			noted = true
 		} else {
 			d.log.Error("cannot record dropped batches in the stream", "err", err)
 		}
 	}
-	n, err := d.writeRecords(d.mem)
+	n, err := d.writeRecords(recs)
+	if noted && n > 0 {
+		d.memDrop = dropNote{}
+	}
 	held := len(d.mem)
 	clear(d.mem[:n])
 	d.mem = d.mem[n:]
@@ -376,6 +381,7 @@ func (d *Disk) flushMemory() {
 		d.log.Info("spool disk writable again: batches held in memory are on disk",
 			"written", held, "dropped_while_unwritable", d.memLost, "was", d.failing.Error())
 		d.failing = nil
+		d.memFull = false
 	}
 }
 
@@ -386,7 +392,8 @@ func (d *Disk) boundMemory() {
 	if over <= 0 {
 		return
 	}
-	if d.memDrop.batches == 0 {
+	if !d.memFull {
+		d.memFull = true
 		d.log.Error("spool memory fallback full: dropping the oldest batches held in memory", "bound", d.o.MemoryFallback)
 	}
 	for _, r := range d.mem[:over] {
@@ -551,7 +558,7 @@ func (d *Disk) readRecords(seg *segment, ents []entry) ([]Record, error) {
 	}
 	out := make([]Record, 0, len(ents))
 	for _, e := range ents {
-		r, why := parseRecord(buf, e.off-start, 0)
+		r, why, _ := parseRecord(buf, e.off-start, 0)
 		if why != "" || r.seq != e.seq {
 			d.log.Error("spool record damaged since it was written; skipping", "file", path, "offset", e.off, "seq", e.seq, "why", why)
 			continue

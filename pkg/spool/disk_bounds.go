@@ -350,7 +350,7 @@ func (d *Disk) rewriteSegment(seg *segment, data []byte, edit func(i int, e entr
 		if e.seq <= d.acked {
 			continue
 		}
-		if _, why := parseRecord(data, e.off, 0); why != "" {
+		if _, why, _ := parseRecord(data, e.off, 0); why != "" {
 			d.log.Error("spool record damaged since it was written; dropping it", "file", path, "offset", e.off, "seq", e.seq, "why", why)
 			continue
 		}

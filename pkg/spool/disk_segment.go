@@ -13,18 +13,21 @@ import (
 // A segment file is a header followed by records:
 //
 //	segment: "SYSMSEG1" record*
-//	record:  magic u32 | length u32 | crc u32 | flags u32 | seq u64 | time i64 | payload[length]
+//	record:  magic u32 | length u32 | flags u32 | seq u64 | time i64 | crc u32 | hcrc u32 | payload[length]
 //
-// All integers are little-endian. crc is CRC-32C (Castagnoli) over the length,
-// flags, seq and time fields and the payload, so a torn write, a flipped bit
-// or a record header pointing into garbage is caught before the payload is
-// trusted. The per-record magic lets the reader find the next record after a
-// corrupt one without trusting the corrupt record's length.
+// All integers are little-endian; time is Unix nanoseconds. crc is CRC-32C
+// (Castagnoli) of the payload and hcrc of the header bytes from length to
+// crc, so the header checksum covers the whole record. A torn write or a
+// flipped bit is caught before anything is trusted. The per-record magic
+// lets the reader find the next record after a corrupt one; the header
+// checksum makes a header found that way trustworthy on its own, so a record
+// whose payload is damaged is skipped whole, and checking a candidate costs
+// a few bytes rather than a payload (the reader stays linear on any input).
 const (
 	segMagic     = "SYSMSEG1"
 	segHeaderLen = len(segMagic)
 	recMagic     = 0x52_4c_50_53 // "SPLR" little-endian
-	recHeaderLen = 32
+	recHeaderLen = 36
 	// maxRecordPayload bounds a record's payload to what a consumer accepts in
 	// one message; a larger length field is corrupt.
 	maxRecordPayload = wire.MaxMessageBytes
@@ -51,21 +54,16 @@ func appendRecord(dst []byte, seq uint64, t time.Time, flags uint32, payload []b
 	start := len(dst)
 	dst = binary.LittleEndian.AppendUint32(dst, recMagic)
 	dst = binary.LittleEndian.AppendUint32(dst, uint32(len(payload)))
-	dst = binary.LittleEndian.AppendUint32(dst, 0) // crc, filled below
 	dst = binary.LittleEndian.AppendUint32(dst, flags)
 	dst = binary.LittleEndian.AppendUint64(dst, seq)
 	dst = binary.LittleEndian.AppendUint64(dst, uint64(t.UnixNano()))
-	dst = append(dst, payload...)
-	rec := dst[start:]
-	binary.LittleEndian.PutUint32(rec[8:], recordCRC(rec[:recHeaderLen], payload))
-	return dst
+	dst = binary.LittleEndian.AppendUint32(dst, crc32.Checksum(payload, castagnoli))
+	dst = binary.LittleEndian.AppendUint32(dst, headerCRC(dst[start:]))
+	return append(dst, payload...)
 }
 
-func recordCRC(hdr, payload []byte) uint32 {
-	c := crc32.Update(0, castagnoli, hdr[4:8])
-	c = crc32.Update(c, castagnoli, hdr[12:recHeaderLen])
-	return crc32.Update(c, castagnoli, payload)
-}
+// headerCRC is the checksum of a record header's length..crc fields.
+func headerCRC(hdr []byte) uint32 { return crc32.Checksum(hdr[4:32], castagnoli) }
 
 // entry indexes one record of a segment.
 type entry struct {
@@ -107,7 +105,7 @@ func readSegment(data []byte) (ents []entry, bad []damage, valid int64, err erro
 	var last uint64
 	size := int64(len(data))
 	for off < size {
-		e, why := parseRecord(data, off, last)
+		e, why, skip := parseRecord(data, off, last)
 		if why == "" {
 			ents = append(ents, e)
 			last = e.seq
@@ -115,19 +113,24 @@ func readSegment(data []byte) (ents []entry, bad []damage, valid int64, err erro
 			valid = off
 			continue
 		}
-		// Resynchronise: the next offset where a whole valid record starts.
-		next := int64(-1)
-		for o := off + 1; o+recHeaderLen <= size; o++ {
+		// Resynchronise: past a record whose header is intact, else at the
+		// next offset where a whole valid record starts.
+		next := skip
+		for o := off + 1; next == 0 && o+recHeaderLen <= size; o++ {
 			if binary.LittleEndian.Uint32(data[o:]) != recMagic {
 				continue
 			}
-			if _, w := parseRecord(data, o, last); w == "" {
+			if _, w, sk := parseRecord(data, o, last); w == "" {
 				next = o
-				break
+			} else if sk > 0 {
+				next = o // an intact header: its record is damage of its own
 			}
 		}
-		if next < 0 {
-			bad = append(bad, damage{off: off, end: size, tail: true, why: why})
+		if next == size || next == 0 {
+			if next == 0 {
+				next = size
+			}
+			bad = append(bad, damage{off: off, end: next, tail: true, why: why})
 			break
 		}
 		bad = append(bad, damage{off: off, end: next, why: why})
@@ -137,39 +140,46 @@ func readSegment(data []byte) (ents []entry, bad []damage, valid int64, err erro
 }
 
 // parseRecord checks the record at off; why is empty when it is valid.
-// after is the seq of the previous valid record (0 if none).
-func parseRecord(data []byte, off int64, after uint64) (entry, string) {
+// after is the seq of the previous valid record (0 if none). When the header
+// is intact but the record is not acceptable, skip is the offset just after
+// it (0 otherwise): the reader continues there without looking inside.
+func parseRecord(data []byte, off int64, after uint64) (e entry, why string, skip int64) {
 	size := int64(len(data))
 	if size-off < recHeaderLen {
-		return entry{}, "short record header"
+		return entry{}, "short record header", 0
 	}
 	h := data[off : off+recHeaderLen]
 	if binary.LittleEndian.Uint32(h) != recMagic {
-		return entry{}, "bad record magic"
+		return entry{}, "bad record magic", 0
 	}
-	n := binary.LittleEndian.Uint32(h[4:])
+	if binary.LittleEndian.Uint32(h[32:]) != headerCRC(h) {
+		return entry{}, "header checksum mismatch", 0
+	}
+	n := int64(binary.LittleEndian.Uint32(h[4:]))
+	flags := binary.LittleEndian.Uint32(h[8:])
+	seq := binary.LittleEndian.Uint64(h[12:])
+	ns := int64(binary.LittleEndian.Uint64(h[20:]))
 	if n > maxRecordPayload {
-		return entry{}, fmt.Sprintf("record length %d over limit", n)
+		return entry{}, fmt.Sprintf("record length %d over limit", n), 0
 	}
-	if size-off-recHeaderLen < int64(n) {
-		return entry{}, "short record payload"
+	if size-off-recHeaderLen < n {
+		// A torn tail: the header made it to disk, the payload did not.
+		return entry{}, "short record payload", 0
 	}
-	payload := data[off+recHeaderLen : off+recHeaderLen+int64(n)]
-	if binary.LittleEndian.Uint32(h[8:]) != recordCRC(h, payload) {
-		return entry{}, "checksum mismatch"
-	}
-	flags := binary.LittleEndian.Uint32(h[12:])
-	seq := binary.LittleEndian.Uint64(h[16:])
-	ns := int64(binary.LittleEndian.Uint64(h[24:]))
+	e = entry{seq: seq, time: time.Unix(0, ns), off: off, len: int(n), flags: flags}
 	switch {
+	case binary.LittleEndian.Uint32(h[28:]) != crc32.Checksum(data[off+recHeaderLen:e.end()], castagnoli):
+		why = "checksum mismatch"
 	case flags&^flagKnown != 0:
-		return entry{}, fmt.Sprintf("unknown flags %#x", flags)
+		why = fmt.Sprintf("unknown flags %#x", flags)
 	case seq == 0 || seq <= after:
-		return entry{}, fmt.Sprintf("seq %d not after %d", seq, after)
+		why = fmt.Sprintf("seq %d not after %d", seq, after)
 	case after > 0 && seq-after > maxSeqJump:
-		return entry{}, fmt.Sprintf("seq %d too far after %d", seq, after)
+		why = fmt.Sprintf("seq %d too far after %d", seq, after)
 	case ns == math.MinInt64:
-		return entry{}, "bad time"
+		why = "bad time"
+	default:
+		return e, "", 0
 	}
-	return entry{seq: seq, time: time.Unix(0, ns), off: off, len: int(n), flags: flags}, ""
+	return entry{}, why, e.end()
 }
