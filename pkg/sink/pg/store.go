@@ -7,7 +7,9 @@ import (
 	"hash/fnv"
 	"log/slog"
 	"sort"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -59,6 +61,8 @@ type Store struct {
 
 	streamMu sync.Mutex
 	streams  map[streamKey]bool // stream rows known to exist
+
+	failing atomic.Bool // last group failed for want of the database
 
 	closeMu sync.RWMutex
 	closed  bool
@@ -301,15 +305,32 @@ func (s *Store) commitGroup(group []*request) {
 	if err != nil && len(group) > 1 && isDataError(err) {
 		s.log.Warn("group commit failed on its data; retrying its batches one by one", "batches", len(group), "err", err)
 		for _, r := range group {
-			r.done <- s.writeWithRetry(ctx, []*request{r})
+			err := s.writeWithRetry(ctx, []*request{r})
+			if err != nil {
+				s.log.Warn("batch rejected", "node", r.key.node, "spool", r.key.spool, "seq", r.seq, "err", err)
+			}
+			r.done <- err
 		}
+		s.setHealth(nil)
 		return
 	}
-	if err != nil {
-		s.log.Warn("group commit failed", "batches", len(group), "err", err)
-	}
+	s.setHealth(err)
 	for _, r := range group {
 		r.done <- err
+	}
+}
+
+// setHealth logs once per change between writing and failing, not once per
+// group: while the database is down every producer keeps resending.
+func (s *Store) setHealth(err error) {
+	failing := err != nil && !isDataError(err)
+	if s.failing.Swap(failing) == failing {
+		return
+	}
+	if failing {
+		s.log.Warn("cannot write to postgres; batches are not acknowledged until it recovers", "err", err)
+	} else {
+		s.log.Info("writing to postgres again")
 	}
 }
 
@@ -322,15 +343,21 @@ func isDataError(err error) bool {
 	}
 	switch pe.Code[:2] {
 	case "22", "23", "54":
-		return pe.Code != noPartitionCode
+		return !isNoPartition(pe)
 	}
 	return false
 }
 
+// isNoPartition recognises "no partition of relation ... found for row",
+// which shares its code with CHECK violations.
+func isNoPartition(pe *pgconn.PgError) bool {
+	return pe.Code == checkViolationCode && strings.Contains(pe.Message, "no partition")
+}
+
 const (
-	noPartitionCode = "23514" // check_violation: "no partition of relation ... found for row"
-	deadlockCode    = "40P01"
-	serializeCode   = "40001"
+	checkViolationCode = "23514"
+	deadlockCode       = "40P01"
+	serializeCode      = "40001"
 )
 
 func (s *Store) writeWithRetry(ctx context.Context, group []*request) error {
@@ -354,15 +381,15 @@ func (s *Store) writeWithRetry(ctx context.Context, group []*request) error {
 		if err == nil || !errors.As(err, &pe) {
 			return err
 		}
-		switch pe.Code {
-		case noPartitionCode:
+		switch {
+		case isNoPartition(pe):
 			// Another consumer dropped a partition we had cached, or
 			// it was dropped by hand: look again.
 			s.forgetDays(days)
 			if lerr := s.loadPartitions(ctx); lerr != nil {
 				return lerr
 			}
-		case deadlockCode, serializeCode:
+		case pe.Code == deadlockCode || pe.Code == serializeCode:
 			// Two consumers locked the same streams or nodes in
 			// different orders; the loser retries.
 		default:
