@@ -102,6 +102,12 @@ func NewRevocations(dir string, cas []*x509.Certificate, logger *slog.Logger) (*
 	if !fi.IsDir() {
 		return nil, fmt.Errorf("CRL directory %s: not a directory", dir)
 	}
+	// The signature Watch compares against is taken before this first load,
+	// not when Watch starts: the consumer opens its database in between
+	// (seconds), and a CRL written then would otherwise match the baseline
+	// and stay unloaded until the directory changed again. A change racing
+	// this load at worst causes one needless reload.
+	r.sig = r.dirSignature()
 	if _, err := r.Reload(); err != nil {
 		return nil, err
 	}

@@ -171,3 +171,41 @@ func mustRead(t testing.TB, p string) []byte {
 	}
 	return b
 }
+
+// TestWatchSeesChangesBeforeItStarts: a CRL written between NewRevocations
+// and the start of Watch (the consumer opens its database in between, which
+// takes seconds) is picked up at Watch's first poll, not left unseen until
+// the directory happens to change again.
+func TestWatchSeesChangesBeforeItStarts(t *testing.T) {
+	ca := newTestCA(t)
+	_, cas := caPool(t, ca)
+	cli, cliPEM := clientPair(t, ca, IssueOptions{})
+	rev, err := NewRevocations(ca.Path(CRLDir), cas, testLogger(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ca.Revoke(cliPEM, 1); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	changed := make(chan struct{}, 1)
+	go func() {
+		defer close(done)
+		rev.Watch(ctx, 20*time.Millisecond, func() {
+			select {
+			case changed <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-changed:
+	case <-time.After(2 * time.Second):
+		t.Fatal("a revocation written before Watch started was never loaded")
+	}
+	if err := rev.Check(cli.Leaf); !errors.Is(err, ErrRevoked) {
+		t.Fatalf("Check = %v, want revoked", err)
+	}
+}
