@@ -6,6 +6,8 @@ import (
 	"slices"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/sysmon/sysmon/pkg/wire"
 )
 
@@ -25,6 +27,13 @@ type proc struct {
 	top   uint32 // scan generation in which the process made the top set
 	fresh bool   // first seen in the current scan: rates are zero
 
+	// statFD is /proc/PID/stat held open across scans (-1 when not held):
+	// re-reading an open proc file skips the path lookup, which costs as
+	// much as the read itself. The descriptor is bound to the process,
+	// not the pid number, so after the process exits it fails with ESRCH
+	// and can never show a later process that reuses the pid.
+	statFD int
+
 	comm    string
 	state   byte
 	ppid    int32
@@ -33,11 +42,6 @@ type proc struct {
 	rss     uint64 // bytes
 	vsz     uint64
 	threads uint32
-
-	// Leader's /proc/PID/schedstat; execNs changes exactly when the leader
-	// ran.
-	execNs uint64
-	waitNs uint64
 
 	runqBase uint64 // run-queue wait (ns) at runqAt
 	runqAt   time.Time
@@ -91,7 +95,7 @@ func (c *Collector) scan(ctx context.Context, now time.Time, dt time.Duration, s
 			s.Events = append(s.Events, wire.Event{Time: now.UTC(), Kind: "max_procs", Subject: c.hostname,
 				Detail: fmt.Sprintf("%d processes, over the limit of %d: per-process collection paused", len(c.pids), c.opts.MaxProcs)})
 		}
-		clear(c.procs)
+		c.forget()
 		s.ProcsSeen = uint32(len(c.pids))
 		c.lastStats = st
 		return nil
@@ -104,32 +108,61 @@ func (c *Collector) scan(ctx context.Context, now time.Time, dt time.Duration, s
 		if i&255 == 0 && ctx.Err() != nil {
 			return ctx.Err()
 		}
-		b, err := c.dir.readFile(pid, "stat", c.statBuf)
-		if err != nil {
-			if gone(err) {
-				st.Vanished++
-			} else {
-				st.Unreadable++
+		p := c.procs[pid]
+		var b []byte
+		if p != nil && p.statFD >= 0 {
+			var err error
+			if b, err = preadAll(p.statFD, c.statBuf); err != nil || len(b) == 0 {
+				// The process we held exited (ESRCH); the pid
+				// may belong to another one by now.
+				c.closeStat(p)
+				b = nil
 			}
-			continue
 		}
-		if len(b) == 0 {
-			// A process that exits while its stat is read yields an
-			// empty file rather than ENOENT.
-			st.Vanished++
-			continue
+		newFD := -1
+		if b == nil {
+			fd, err := c.dir.open(pid, "stat")
+			if err == nil {
+				b, err = preadAll(fd, c.statBuf)
+				if err == nil && len(b) > 0 && c.held < c.maxHeld {
+					newFD = fd
+				} else {
+					unix.Close(fd)
+				}
+			}
+			if err != nil {
+				if gone(err) {
+					st.Vanished++
+				} else {
+					st.Unreadable++
+				}
+				continue
+			}
+			if len(b) == 0 {
+				// A process that exits while its stat is read
+				// yields an empty file rather than ENOENT.
+				st.Vanished++
+				continue
+			}
 		}
 		if err := parseStat(b, &sf); err != nil {
 			st.Unreadable++
+			if newFD >= 0 {
+				unix.Close(newFD)
+			}
 			continue
 		}
-		p := c.procs[pid]
 		if p == nil {
-			p = &proc{}
+			p = &proc{statFD: -1}
 			c.procs[pid] = p
 			p.reset(pid, sf.starttime)
 		} else if p.start != sf.starttime {
+			c.closeStat(p)
 			p.reset(pid, sf.starttime)
+		}
+		if newFD >= 0 {
+			p.statFD = newFD
+			c.held++
 		}
 		c.update(p, &sf, now, dt, &st)
 		p.gen = gen
@@ -137,6 +170,7 @@ func (c *Collector) scan(ctx context.Context, now time.Time, dt time.Duration, s
 	}
 	for pid, p := range c.procs {
 		if p.gen != gen {
+			c.closeStat(p)
 			delete(c.procs, pid)
 		}
 	}
@@ -150,15 +184,38 @@ func (c *Collector) scan(ctx context.Context, now time.Time, dt time.Duration, s
 	return nil
 }
 
+// reset starts a new life for p; its stat descriptor must be closed.
 func (p *proc) reset(pid int32, start uint64) {
-	*p = proc{pid: pid, start: start, fresh: true}
+	*p = proc{pid: pid, start: start, fresh: true, statFD: -1}
 }
 
-// update refreshes p from its stat fields and reads the files whose
-// content can have changed: schedstat always (one short line), io, wchan
-// and per-thread schedstat only when the process ran since the last read,
-// because a process that did not run cannot have done IO, waited on a run
-// queue or moved to another wait channel.
+// closeStat releases p's held stat descriptor, if any.
+func (c *Collector) closeStat(p *proc) {
+	if p.statFD >= 0 {
+		unix.Close(p.statFD)
+		p.statFD = -1
+		c.held--
+	}
+}
+
+// forget drops every remembered process and its descriptor.
+func (c *Collector) forget() {
+	for _, p := range c.procs {
+		c.closeStat(p)
+	}
+	clear(c.procs)
+}
+
+// update refreshes p from its stat fields and reads what else can have
+// changed. A process is active when it is new, used CPU time since the last
+// scan, is runnable or in uninterruptible sleep, or changed state. Only an
+// active process can have done IO, waited on a run queue or moved to
+// another wait channel, so io, schedstat (of each thread when there are
+// several) and wchan are read for active processes only; wchan is also
+// refreshed for one process in wchanRefresh per scan, because a wake-up
+// too short to move the tick counter can still change where a process
+// sleeps. Rates divide by the time since the figure was last read, so
+// activity below the clock-tick resolution is delayed, never lost.
 func (c *Collector) update(p *proc, sf *statFields, now time.Time, dt time.Duration, st *ScanStats) {
 	fresh := p.gen == 0
 	p.fresh = fresh
@@ -181,7 +238,7 @@ func (c *Collector) update(p *proc, sf *statFields, now time.Time, dt time.Durat
 	secs := dt.Seconds()
 
 	p.cpuPct, p.dRSS, p.readBps, p.writeBps, p.runqPct = 0, 0, 0, 0, 0
-	ran := fresh || ticks != p.ticks
+	active := fresh || ticks != p.ticks || sf.state != prevState || sf.state == 'R' || sf.state == 'D'
 	if !fresh && secs > 0 {
 		if ticks >= p.ticks {
 			p.cpuPct = float64(ticks-p.ticks) / clockTicks / secs * 100
@@ -190,30 +247,18 @@ func (c *Collector) update(p *proc, sf *statFields, now time.Time, dt time.Durat
 	}
 	p.ticks, p.rss = ticks, rss
 
-	leaderRan := fresh || !c.schedstat || prevState != sf.state
-	if c.schedstat {
-		if b, err := c.dir.readFile(p.pid, "schedstat", c.smallBuf); err == nil {
-			if exec, wait, err := parseSchedstat(b); err == nil {
-				if exec != p.execNs {
-					leaderRan, ran = true, true
-				}
-				p.execNs, p.waitNs = exec, wait
-			}
-		}
-	} else {
-		ran = true
-	}
-
-	// Run-queue wait. The leader's schedstat covers a single-threaded
-	// process; for more threads the per-thread figures are summed, which
-	// costs one read per thread and is done only when the process ran
-	// (run delay is only accounted when a thread gets the CPU).
-	if c.schedstat {
+	// Run-queue wait: the leader's schedstat covers a single-threaded
+	// process; with more threads the per-thread figures are summed.
+	if active && c.schedstat {
 		var wait uint64
 		have := false
 		if p.threads <= 1 {
-			wait, have = p.waitNs, true
-		} else if ran {
+			if b, err := c.dir.readFile(p.pid, "schedstat", c.smallBuf); err == nil {
+				if _, w, err := parseSchedstat(b); err == nil {
+					wait, have = w, true
+				}
+			}
+		} else {
 			wait, have = c.threadWait(p.pid)
 		}
 		if have {
@@ -226,10 +271,7 @@ func (c *Collector) update(p *proc, sf *statFields, now time.Time, dt time.Durat
 		}
 	}
 
-	// IO: read when the process ran. The rate is over the time since the
-	// last read, so bytes done while no read happened are never lost,
-	// only spread.
-	if !p.ioDenied && (ran || p.ioAt.IsZero()) {
+	if !p.ioDenied && (active || p.ioAt.IsZero()) {
 		b, err := c.dir.readFile(p.pid, "io", c.smallBuf)
 		if err == nil {
 			if r, w, err := parseIO(b); err == nil {
@@ -251,11 +293,10 @@ func (c *Collector) update(p *proc, sf *statFields, now time.Time, dt time.Durat
 		st.IODenied++
 	}
 
-	// Wait channel: what the leader sleeps in can only change when it ran.
 	switch {
 	case sf.state == 'R':
 		p.wchan, p.haveWchan = "", true
-	case leaderRan || !p.haveWchan:
+	case active || !p.haveWchan || (uint32(p.pid)+c.scanGen)%wchanRefresh == 0:
 		p.wchan, p.haveWchan = "", true
 		if b, err := c.dir.readFile(p.pid, "wchan", c.smallBuf); err == nil && len(b) > 0 && !(len(b) == 1 && b[0] == '0') {
 			p.wchan = c.intern(b)
@@ -266,6 +307,10 @@ func (c *Collector) update(p *proc, sf *statFields, now time.Time, dt time.Durat
 		c.readLife(p)
 	}
 }
+
+// wchanRefresh: an idle process's wait channel is re-read every this many
+// scans.
+const wchanRefresh = 16
 
 // threadWait sums the run-queue wait of every thread of pid.
 func (c *Collector) threadWait(pid int32) (uint64, bool) {
@@ -365,7 +410,7 @@ func (c *Collector) buildTop(s *wire.Sample) {
 			}
 		}
 		fds := int32(-1)
-		if n, err := c.dir.countDir(p.pid, "fd"); err == nil {
+		if n, err := c.dir.fdCount(p.pid, c.procfs); err == nil {
 			fds = int32(n)
 		}
 		s.Procs = append(s.Procs, wire.Proc{
