@@ -64,6 +64,11 @@ type Store struct {
 
 	failing atomic.Bool // last group failed for want of the database
 
+	// ctx bounds every commit; Close cancels it when the last groups
+	// take too long (the database is down), failing them unacknowledged.
+	ctx    context.Context
+	cancel context.CancelFunc
+
 	closeMu sync.RWMutex
 	closed  bool
 	queues  []chan *request
@@ -146,6 +151,7 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 		pool.Close()
 		return nil, fmt.Errorf("maintain partitions: %w", err)
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.queues = make([]chan *request, o.Flushers)
 	for i := range s.queues {
 		s.queues[i] = make(chan *request, o.QueueLen)
@@ -299,7 +305,7 @@ const activeWindow = time.Second
 // group fails because of its data (not the connection), each member is
 // retried alone, so one bad batch fails alone.
 func (s *Store) commitGroup(group []*request) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Minute)
 	defer cancel()
 	err := s.writeWithRetry(ctx, group)
 	if err != nil && len(group) > 1 && isDataError(err) {
@@ -578,8 +584,13 @@ func (s *Store) Run(ctx context.Context) {
 	}
 }
 
-// Close stops accepting batches, commits the ones already queued, waits for
-// them and closes the pool.
+// closeGrace is how long Close lets queued batches commit before it fails
+// them: shutdown stays within a supervisor's usual 10 s.
+const closeGrace = 8 * time.Second
+
+// Close stops accepting batches, commits the ones already queued (for up
+// to closeGrace; past that they fail, unacknowledged, and their producers
+// resend them later), and closes the pool.
 func (s *Store) Close() {
 	s.closeMu.Lock()
 	if s.closed {
@@ -591,6 +602,15 @@ func (s *Store) Close() {
 		close(q)
 	}
 	s.closeMu.Unlock()
-	s.wg.Wait()
+	done := make(chan struct{})
+	go func() { s.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeGrace):
+		s.log.Warn("closing with batches still uncommitted; they stay unacknowledged")
+		s.cancel()
+		<-done
+	}
+	s.cancel()
 	s.pool.Close()
 }
