@@ -6,32 +6,45 @@
 //
 // # Cost model
 //
-// A scan's cost is the agent's cost, so every file read is justified by
+// A scan's cost is the agent's cost, and on Linux most of it is the
+// kernel's: opening a /proc file (path lookup, pid lookup, dentry) costs
+// about as much as generating its content. So every read is justified by
 // what it can change:
 //
 //   - For every process, every scan: /proc/PID/stat (CPU time, RSS, state,
-//     threads, start time) and /proc/PID/schedstat (one short line). They
-//     are read with openat(2) relative to a held directory descriptor into
-//     reused buffers and parsed without allocation.
-//   - Only when the process ran since the last scan (its CPU ticks or its
-//     leader's schedstat run time moved, or it is new): /proc/PID/io, and
-//     for a multi-threaded process the schedstat of each thread. A process
-//     that did not run cannot have done IO or waited on a run queue (run
-//     delay is accounted when a thread gets the CPU). Rates divide by the
-//     time since the last actual read, so a short run hidden below the
-//     clock-tick resolution delays bytes into a later sample, it never
-//     loses them.
-//   - Only when the leader ran or changed state: /proc/PID/wchan, since a
-//     task that did not run still sleeps where it slept.
+//     threads, start time). Its descriptor is held open across scans and
+//     re-read with pread(2) from offset 0, which skips the path lookup
+//     (measured: 6.8 us against 14.6 us for open+read+close). The
+//     descriptor is bound to the process, not the pid number: once the
+//     process exits it fails with ESRCH, so a reused pid is never read
+//     through it. At most a quarter of RLIMIT_NOFILE (capped at 16384)
+//     descriptors are held; each costs the kernel about 5 KiB (file plus
+//     seq_file page) charged to the producer's cgroup, about 10 MiB at
+//     2,000 processes. Fixture trees (not procfs) are read by path.
+//   - Only for an active process (new, CPU ticks moved, state changed, or
+//     in state R or D): /proc/PID/schedstat (or each thread's, for a
+//     multi-threaded process), /proc/PID/io and /proc/PID/wchan. A process
+//     that did not run cannot have done IO, and run-queue wait is only
+//     accounted when a thread gets the CPU. Rates divide by the time since
+//     the figure was last read, so activity too short to move the tick
+//     counter (10 ms) is reported late, spread over a longer interval,
+//     never lost. Idle processes also get their wchan re-read every 16th
+//     scan, since a short wake-up can move them to another wait channel.
 //   - Once per process life, keyed by (pid, start time), and again after an
 //     exec (a comm change): /proc/PID/status (user) and /proc/PID/cgroup
-//     (application). Every process needs them, because app_top groups all
-//     processes.
-//   - Only for the top set, every sample: the fd count; once per life: the
-//     cmdline.
+//     (application). Every process needs both, because app_top groups all
+//     processes; a process moved to another cgroup after exec keeps its
+//     first application.
+//   - Only for the top set, every sample: the fd count (stat(2) of
+//     /proc/PID/fd, whose size is the count since Linux 6.2; the directory
+//     is counted on older kernels); once per life: the cmdline.
 //
-// On a kernel without schedstat (CONFIG_SCHED_INFO off) io and wchan are
-// read for every process on every scan and run-queue wait is zero.
+// Steady-state allocations are O(top set + applications): file names are
+// built in a reused buffer and passed to openat(2) directly, contents land
+// in reused buffers, comm and wchan strings are kept or interned.
+//
+// On a kernel without schedstat (CONFIG_SCHED_INFO off) run-queue wait is
+// zero.
 //
 // # Semantics
 //

@@ -250,3 +250,53 @@ func TestLive(t *testing.T) {
 		t.Errorf("last row is not the roll-up: %+v", other)
 	}
 }
+
+// TestHeldStatDescriptors: stat descriptors are held for live processes and
+// released when a process exits; the count never drifts.
+func TestHeldStatDescriptors(t *testing.T) {
+	c, err := New(Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if !c.procfs || c.maxHeld == 0 {
+		t.Fatalf("/proc not detected as procfs (procfs %v, maxHeld %d)", c.procfs, c.maxHeld)
+	}
+	check := func(when string) {
+		t.Helper()
+		n := 0
+		for _, p := range c.procs {
+			if p.statFD >= 0 {
+				n++
+			}
+		}
+		if n != c.held {
+			t.Errorf("%s: %d descriptors held, counter says %d", when, n, c.held)
+		}
+	}
+	sleep := exec.Command("sleep", "30")
+	runHelper(t, sleep)
+	ctx := context.Background()
+	if _, err := c.Sample(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pid := int32(sleep.Process.Pid)
+	p := c.procs[pid]
+	if p == nil || p.statFD < 0 {
+		t.Fatalf("sleep %d not held: %+v", pid, p)
+	}
+	check("after first scan")
+	_ = sleep.Process.Kill()
+	_ = sleep.Wait()
+	if _, err := c.Sample(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if c.procs[pid] != nil {
+		t.Errorf("exited process %d still tracked", pid)
+	}
+	check("after exit")
+	c.Close()
+	if c.held != 0 {
+		t.Errorf("%d descriptors held after Close", c.held)
+	}
+}
