@@ -146,7 +146,7 @@ func TestDashboardQueries(t *testing.T) {
 // collectSamples takes n samples of the real /proc a little apart, so that
 // every sample after the first carries rates (CPU %, IO, run-queue wait).
 // A 1 MiB suspect-RSS limit makes the first sample raise events.
-func collectSamples(t *testing.T, n int) []wire.Sample {
+func collectSamples(t testing.TB, n int) []wire.Sample {
 	t.Helper()
 	c, err := collect.New(collect.Options{TopN: 10, SuspectRSS: 1 << 20})
 	if err != nil {
@@ -236,7 +236,7 @@ func (v *variable) wantsAll() bool {
 	return v.IncludeAll && strings.Contains(string(v.Current.Value), "$__all")
 }
 
-func loadDashboards(t *testing.T) []*dashboard {
+func loadDashboards(t testing.TB) []*dashboard {
 	t.Helper()
 	files, err := filepath.Glob(filepath.Join(dashboardDir, "*.json"))
 	if err != nil || len(files) == 0 {
@@ -367,7 +367,7 @@ type varValue struct {
 // or every value when its saved selection is "All"; a custom variable
 // takes its saved value. Every query variable must find values in the
 // test data.
-func resolveVariables(ctx context.Context, t *testing.T, pool *pgxpool.Pool, d *dashboard, env grafanaEnv) map[string]varValue {
+func resolveVariables(ctx context.Context, t testing.TB, pool *pgxpool.Pool, d *dashboard, env grafanaEnv) map[string]varValue {
 	t.Helper()
 	vars := map[string]varValue{}
 	for i := range d.Templating.List {
@@ -746,5 +746,70 @@ func TestGrafanaExpand(t *testing.T) {
 		if err != nil || got != c.want {
 			t.Errorf("expand(%q) = %q, %v; want %q", c.in, got, err, c.want)
 		}
+	}
+}
+
+// BenchmarkDashboardQueries measures what one refresh of each dashboard
+// costs PostgreSQL over a realistic hour: 10 nodes sending a sample every
+// 2 s (the producer's default), each sample a copy of a real one from this
+// machine's /proc. One op is every panel query of the dashboard, run one
+// after the other as a single refresh would (Grafana runs them in
+// parallel, so this is the database time, not the wall time).
+func BenchmarkDashboardQueries(b *testing.B) {
+	dashes := loadDashboards(b)
+	ctx := context.Background()
+	store, err := pg.Open(ctx, pgtest.URL(b), pg.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close()
+
+	const nodes, perNode, every, perBatch = 10, 1800, 2 * time.Second, 60
+	sample := collectSamples(b, 2)[1]
+	now := time.Now()
+	start := now.Add(-perNode * every)
+	for n := 0; n < nodes; n++ {
+		h := &wire.Hello{Node: fmt.Sprintf("node-%02d", n), SpoolID: "bench"}
+		for i, seq := 0, uint64(1); i < perNode; seq++ {
+			batch := &wire.Batch{Seq: seq}
+			for ; i < perNode && len(batch.Samples) < perBatch; i++ {
+				s := sample
+				s.Time = start.Add(time.Duration(i) * every)
+				s.Events = nil
+				batch.Samples = append(batch.Samples, s)
+			}
+			if err := store.WriteBatch(ctx, h, batch); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	if _, err := store.Pool().Exec(ctx, "ANALYZE"); err != nil {
+		b.Fatal(err)
+	}
+	// 5s is the $__interval Grafana computes for an hour on a panel about
+	// a thousand pixels wide.
+	env := grafanaEnv{from: now.Add(-time.Hour), to: now.Add(time.Second), interval: "5s"}
+	for _, d := range dashes {
+		vars := resolveVariables(ctx, b, store.Pool(), d, env)
+		var sqls []string
+		walkPanels(d.Panels, func(p *panel) {
+			for _, tg := range p.Targets {
+				sql, err := env.expand(tg.RawSQL, vars)
+				if err != nil {
+					b.Fatal(err)
+				}
+				sqls = append(sqls, sql)
+			}
+		})
+		b.Run(d.UID, func(b *testing.B) {
+			for b.Loop() {
+				for _, sql := range sqls {
+					if _, err := runQuery(ctx, store.Pool(), sql); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Milliseconds())/float64(b.N), "ms/refresh")
+		})
 	}
 }
