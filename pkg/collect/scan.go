@@ -258,7 +258,11 @@ func (c *Collector) update(p *proc, sf *statFields, now time.Time, dt time.Durat
 					wait, have = w, true
 				}
 			}
-		} else {
+		} else if p.threads <= threadReads || (uint32(p.pid)+c.scanGen)%(p.threads/threadReads+1) == 0 {
+			// A process with thousands of threads is summed only
+			// every few scans, keeping the amortized cost near
+			// threadReads reads; the rate covers the time since its
+			// last sum either way.
 			wait, have = c.threadWait(p.pid)
 		}
 		if have {
@@ -307,6 +311,10 @@ func (c *Collector) update(p *proc, sf *statFields, now time.Time, dt time.Durat
 		c.readLife(p)
 	}
 }
+
+// threadReads is about the most per-thread schedstat reads one process
+// costs per scan, amortized.
+const threadReads = 512
 
 // wchanRefresh: an idle process's wait channel is re-read every this many
 // scans.
