@@ -3,6 +3,7 @@ package wire
 import (
 	"fmt"
 	"time"
+	"unicode/utf8"
 )
 
 // decoder holds the scratch state of one Decode of a batch; pooled like the
@@ -221,7 +222,11 @@ func (d *decoder) readStrings(table []byte) error {
 		if l > uint64(len(table)-r.off) {
 			return fmt.Errorf("string of %d bytes, %d left: %w", l, len(table)-r.off, ErrMalformed)
 		}
-		d.strs = append(d.strs, all[r.off-base:r.off-base+int(l)])
+		str := all[r.off-base : r.off-base+int(l)]
+		if !utf8.ValidString(str) {
+			return fmt.Errorf("string %d not valid UTF-8: %w", len(d.strs)+1, ErrMalformed)
+		}
+		d.strs = append(d.strs, str)
 		r.off += int(l)
 	}
 	if !r.done() {

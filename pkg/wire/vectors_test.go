@@ -219,6 +219,23 @@ func badVectors() []struct {
 		{"bad_float_tag", procs(1, kb(3, uv(2)), kb(11, uv(3))), "malformed"},
 		{"bad_float_nan", smp(kb(sampleHost, kf(hostLoad1, math.Float64bits(math.NaN())))), "malformed"},
 		{"bad_float_truncated", procs(1, kb(3, uv(2)), kb(11, []byte{1, 0, 0})), "malformed"},
+		{"bad_string_unused_invalid_utf8", msgBytes(TypeBatch, seq, strtab("ok", "\xc0\x80")), "malformed"},
+		{"bad_ref_past_previous", msgBytes(TypeBatch, seq,
+			sampleAt(int64(t0ns), kb(sampleProcs, kv(tableCount, 1), kb(3, uv(2)))),
+			sampleAt(0, kb(sampleProcs, kv(tableCount, 1), kb(procRef, uv(zigzag(1)+1)), kb(3, uv(0))))), "malformed"},
+		{"bad_threads_overflow", procs(1, kb(3, uv(2)), kb(16, uv(zigzag(1<<32)))), "malformed"},
+		{"bad_fixed_point_range", smp(kb(sampleHost, kv(hostLoad1, zigzag(1<<50)))), "malformed"},
+		{"bad_float_inf_column", procs(1, kb(3, uv(2)), kb(18, []byte{1}, binary.LittleEndian.AppendUint64(nil, math.Float64bits(math.Inf(-1))))), "malformed"},
+		{"bad_status_wire_type", smp(kv(sampleStatus, 1)), "malformed"},
+		{"bad_procs_seen_overflow", smp(kv(sampleProcsSeen, 1<<32)), "malformed"},
+		{"bad_too_many_rows", func() []byte {
+			parts := [][]byte{seq}
+			col := make([]byte, MaxProcsPerSample)
+			for range MaxRowsPerMessage/MaxProcsPerSample + 1 {
+				parts = append(parts, sampleAt(0, kb(sampleProcs, kv(tableCount, MaxProcsPerSample), kb(3, col))))
+			}
+			return msgBytes(TypeBatch, parts...)
+		}(), "too_big"},
 		{"bad_too_many_samples", msgBytes(TypeBatch, many...), "too_big"},
 		{"bad_message_too_big", append([]byte("SM\x01\x04"), uv(MaxMessageBytes+1)...), "too_big"},
 		{"unknown_type", msgBytes(99, kv(1, 1)), "unknown_type"},
