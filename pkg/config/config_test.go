@@ -184,3 +184,35 @@ func FuzzReadEnvFile(f *testing.F) {
 		pr.bytes("PRODUCER_SPOOL_MAX_BYTES")
 	})
 }
+
+func TestRenderRoundTrip(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "consumer.env")
+	vals := map[string]string{"CONSUMER_LISTEN_PORT": "9443", "CONSUMER_DB_URL": `postgres://u:p"$x@h/db`}
+	if _, err := WriteEnvFile(path, RoleConsumer, vals); err != nil {
+		t.Fatal(err)
+	}
+	st, _ := os.Stat(path)
+	if st.Mode().Perm() != 0o600 {
+		t.Errorf("file holding a password has mode %v, want 0600", st.Mode().Perm())
+	}
+	m, err := ReadEnvFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range vals {
+		if m[k] != v {
+			t.Errorf("%s = %q, want %q", k, m[k], v)
+		}
+	}
+	if len(m) != len(vals) {
+		t.Errorf("unset keys should be commented out, got %v", m)
+	}
+	backup, err := WriteEnvFile(path, RoleConsumer, vals)
+	if err != nil || backup == "" {
+		t.Fatalf("second write: backup %q, %v", backup, err)
+	}
+	if _, err := os.Stat(backup); err != nil {
+		t.Error(err)
+	}
+}
