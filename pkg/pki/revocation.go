@@ -87,10 +87,25 @@ type Revocations struct {
 // (nothing revoked). An unreadable dir is an error; a dir without any
 // usable CRL is logged as a warning. logger nil discards logs.
 func NewRevocations(dir string, cas []*x509.Certificate, logger *slog.Logger) (*Revocations, error) {
+	return NewRevocationsWith(dir, cas, RevocationOptions{Logger: logger})
+}
+
+// RevocationOptions configures NewRevocationsWith.
+type RevocationOptions struct {
+	Logger *slog.Logger // nil discards logs
+	// FailClosed is SetFailClosed's setting from the start, so that the
+	// report of a CRL already stale at load names the mode in force.
+	FailClosed bool
+}
+
+// NewRevocationsWith is NewRevocations with options.
+func NewRevocationsWith(dir string, cas []*x509.Certificate, o RevocationOptions) (*Revocations, error) {
+	logger := o.Logger
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	r := &Revocations{dir: dir, cas: cas, log: logger, now: time.Now, files: map[string]fileCache{}, staleLogged: map[string]time.Time{}}
+	r.failClosed.Store(o.FailClosed)
 	r.issuers = r.emptyIssuers()
 	if dir == "" {
 		return r, nil
@@ -137,10 +152,14 @@ func (r *Revocations) emptyIssuers() map[string]*issuerState {
 // SetFailClosed selects what happens when a CA's newest CRL is past its
 // next-update (or the CA has no CRL in the directory): false (default) keeps
 // accepting certificates not listed as revoked and logs the staleness at
-// error level; true refuses every certificate of that CA.
+// error level; true refuses every certificate of that CA. A change of mode
+// repeats the report of any stale CRL, which names the mode in force.
 func (r *Revocations) SetFailClosed(on bool) {
-	if r != nil {
-		r.failClosed.Store(on)
+	if r == nil {
+		return
+	}
+	if r.failClosed.Swap(on) != on {
+		r.checkStale(true)
 	}
 }
 

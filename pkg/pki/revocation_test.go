@@ -1,11 +1,14 @@
 package pki
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"math/big"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -207,5 +210,44 @@ func TestWatchSeesChangesBeforeItStarts(t *testing.T) {
 	}
 	if err := rev.Check(cli.Leaf); !errors.Is(err, ErrRevoked) {
 		t.Fatalf("Check = %v, want revoked", err)
+	}
+}
+
+// TestStaleReportNamesTheModeInForce: the loud report of a CRL that is
+// already stale when loaded says fail-closed when the consumer runs
+// fail-closed, and SetFailClosed repeats it when the mode changes.
+func TestStaleReportNamesTheModeInForce(t *testing.T) {
+	ca := newTestCA(t)
+	_, cas := caPool(t, ca)
+	if err := ca.WriteCRL(time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(5 * time.Millisecond)
+	var buf bytes.Buffer
+	log := slog.New(slog.NewTextHandler(&buf, nil))
+	if _, err := NewRevocationsWith(ca.Path(CRLDir), cas, RevocationOptions{Logger: log, FailClosed: true}); err != nil {
+		t.Fatal(err)
+	}
+	if out := buf.String(); !strings.Contains(out, "PAST ITS NEXT UPDATE") || !strings.Contains(out, "fail-closed") || strings.Contains(out, "fail-open") {
+		t.Fatalf("fail-closed from the start reported:\n%s", out)
+	}
+
+	buf.Reset()
+	rev, err := NewRevocations(ca.Path(CRLDir), cas, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(buf.String(), "fail-open") {
+		t.Fatalf("default mode reported:\n%s", buf.String())
+	}
+	buf.Reset()
+	rev.SetFailClosed(true)
+	if !strings.Contains(buf.String(), "fail-closed") {
+		t.Fatalf("after SetFailClosed(true):\n%s", buf.String())
+	}
+	buf.Reset()
+	rev.SetFailClosed(true) // no change: no repeat
+	if buf.Len() != 0 {
+		t.Fatalf("SetFailClosed without a change logged:\n%s", buf.String())
 	}
 }
