@@ -31,9 +31,8 @@
 // in the last second is in the group, then COPYs each table once and
 // commits; every caller learns its group's outcome. The queues are
 // bounded: a full queue blocks Submit, which stops the connection that
-// called it from reading. A group that fails because of its data is
-// retried batch by batch, so one bad batch fails alone; deadlocks between
-// consumers and a partition dropped under us are retried.
+// called it from reading. Deadlocks between consumers and a partition
+// dropped under us are retried.
 //
 // # Time policy
 //
@@ -56,6 +55,13 @@
 // unsigned values above bigint's range are clamped. Each repaired column
 // of a batch adds one events row of kind sink_repair naming the column and
 // the count; the rest of the batch lands unchanged.
+//
+// Should PostgreSQL still reject a group for its data, each of its batches
+// is written again alone, each table's rows copied under savepoints and
+// bisected down to the rows it refuses. Those rows are left out, one
+// events row of kind sink_reject per table says how many and why, and the
+// rest of the batch commits and is acknowledged: a row that can never be
+// stored does not send its producer into a resend loop.
 //
 // # Retention
 //
@@ -83,6 +89,7 @@
 //	FROM unnest(ARRAY['prc','memory','host','app_top','fun_top',
 //	                  'node_role','events']) AS t;
 //	SELECT add_retention_policy(t, interval '10 days') FROM unnest(...) AS t;
+//	-- schema_migrations as migrate.go creates it, then:
 //	INSERT INTO schema_migrations (version, name) VALUES (1, '0001_init.sql');
 //
 // The store manages partitions only of tables that are declaratively

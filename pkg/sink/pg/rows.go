@@ -15,6 +15,7 @@ import (
 const (
 	EventClockSkew = "clock_skew"  // samples stored at receive time
 	EventRepaired  = "sink_repair" // values changed so PostgreSQL accepts them
+	EventRejected  = "sink_reject" // rows PostgreSQL refused, left out of their batch
 )
 
 // prcRow is one prc row: a copy of the process, so that repairs never touch

@@ -303,27 +303,71 @@ const activeWindow = time.Second
 
 // commitGroup writes a group and tells every member the outcome. When the
 // group fails because of its data (not the connection), each member is
-// retried alone, so one bad batch fails alone.
+// written again alone, salvaging its rows: PostgreSQL's rejects are left
+// out and recorded, the rest of the batch commits, and the producer is not
+// sent into a resend loop by a row that can never be stored.
 func (s *Store) commitGroup(group []*request) {
 	ctx, cancel := context.WithTimeout(s.ctx, 2*time.Minute)
 	defer cancel()
-	err := s.writeWithRetry(ctx, group)
-	if err != nil && len(group) > 1 && isDataError(err) {
-		s.log.Warn("group commit failed on its data; retrying its batches one by one", "batches", len(group), "err", err)
+	err := s.writeWithRetry(ctx, group, false)
+	if err != nil && isDataError(err) {
+		s.log.Warn("group commit failed on its data; writing its batches one by one", "batches", len(group), "err", err)
+		var last error
 		for _, r := range group {
-			err := s.writeWithRetry(ctx, []*request{r})
+			err := s.writeWithRetry(ctx, []*request{r}, true)
 			if err != nil {
-				s.log.Warn("batch rejected", "node", r.key.node, "spool", r.key.spool, "seq", r.seq, "err", err)
+				s.log.Warn("batch not stored", "node", r.key.node, "spool", r.key.spool, "seq", r.seq, "err", err)
+				last = err
 			}
 			r.done <- err
 		}
-		s.setHealth(nil)
+		s.setHealth(last)
 		return
 	}
 	s.setHealth(err)
 	for _, r := range group {
 		r.done <- err
 	}
+}
+
+// bisect copies rows [lo, hi) with copyRange under a savepoint. When
+// PostgreSQL rejects them for their data it splits the range, down to
+// single rows, which it leaves out. It returns how many rows it left out
+// and the first rejection; err is any other failure.
+func bisect(ctx context.Context, tx pgx.Tx, lo, hi int, copyRange func(lo, hi int) error) (rejected int, first, err error) {
+	if _, err := tx.Exec(ctx, "SAVEPOINT salvage"); err != nil {
+		return 0, nil, err
+	}
+	cerr := copyRange(lo, hi)
+	if cerr == nil {
+		_, err := tx.Exec(ctx, "RELEASE SAVEPOINT salvage")
+		return 0, nil, err
+	}
+	if _, err := tx.Exec(ctx, "ROLLBACK TO SAVEPOINT salvage"); err != nil {
+		return 0, nil, err
+	}
+	if _, err := tx.Exec(ctx, "RELEASE SAVEPOINT salvage"); err != nil {
+		return 0, nil, err
+	}
+	if !isDataError(cerr) {
+		return 0, nil, cerr
+	}
+	if hi-lo == 1 {
+		return 1, cerr, nil
+	}
+	mid := lo + (hi-lo)/2
+	r1, f1, err := bisect(ctx, tx, lo, mid, copyRange)
+	if err != nil {
+		return 0, nil, err
+	}
+	r2, f2, err := bisect(ctx, tx, mid, hi, copyRange)
+	if err != nil {
+		return 0, nil, err
+	}
+	if f1 == nil {
+		f1 = f2
+	}
+	return r1 + r2, f1, nil
 }
 
 // setHealth logs once per change between writing and failing, not once per
@@ -366,7 +410,7 @@ const (
 	serializeCode      = "40001"
 )
 
-func (s *Store) writeWithRetry(ctx context.Context, group []*request) error {
+func (s *Store) writeWithRetry(ctx context.Context, group []*request, salvage bool) error {
 	var err error
 	for attempt := 0; attempt < 4; attempt++ {
 		var days []dayNum
@@ -382,7 +426,7 @@ func (s *Store) writeWithRetry(ctx context.Context, group []*request) error {
 		if err = s.ensureDays(ctx, days); err != nil {
 			return err
 		}
-		err = s.write(ctx, group)
+		err = s.write(ctx, group, salvage)
 		var pe *pgconn.PgError
 		if err == nil || !errors.As(err, &pe) {
 			return err
@@ -407,7 +451,10 @@ func (s *Store) writeWithRetry(ctx context.Context, group []*request) error {
 
 // write commits one group in one transaction: lock the groups' stream rows,
 // drop the batches already committed, COPY the rest, advance the streams.
-func (s *Store) write(ctx context.Context, group []*request) error {
+// With salvage (a group of one batch that failed on its data), each table's
+// rows are copied under savepoints, bisecting down to the rows PostgreSQL
+// rejects; those are left out and recorded in events, the rest commits.
+func (s *Store) write(ctx context.Context, group []*request, salvage bool) error {
 	// Streams in a stable order, so that concurrent writers lock rows in
 	// the same order.
 	last := map[streamKey]int64{}
@@ -500,22 +547,55 @@ func (s *Store) write(ctx context.Context, group []*request) error {
 	if skipped == len(group) {
 		return nil // all replays: nothing to commit
 	}
-	if len(prc) > 0 {
-		if _, err := tx.Conn().PgConn().CopyFrom(ctx, newPrcReader(prc), prcCopySQL); err != nil {
-			return fmt.Errorf("write batches: copy prc: %w", err)
+	copyPrc := func(lo, hi int) error {
+		_, err := tx.Conn().PgConn().CopyFrom(ctx, newPrcReader(prc[lo:hi]), prcCopySQL)
+		return err
+	}
+	var rejects [][]any
+	salvaging := salvage && len(group) == 1
+	copyTable := func(table string, n int, copyRange func(lo, hi int) error) error {
+		if n == 0 {
+			return nil
 		}
+		if !salvaging {
+			if err := copyRange(0, n); err != nil {
+				return fmt.Errorf("write batches: copy %s: %w", table, err)
+			}
+			return nil
+		}
+		rejected, first, err := bisect(ctx, tx, 0, n, copyRange)
+		if err != nil {
+			return fmt.Errorf("write batches: copy %s: %w", table, err)
+		}
+		if rejected > 0 {
+			r := group[0]
+			rejects = append(rejects, []any{r.key.node, s.now(), EventRejected, table,
+				fmt.Sprintf("batch %d: %d of %d rows rejected by PostgreSQL, the rest stored; first error: %v", r.seq, rejected, n, first)})
+		}
+		return nil
+	}
+	if err := copyTable("prc", len(prc), copyPrc); err != nil {
+		return err
 	}
 	for i, t := range []struct {
 		name string
 		cols []string
 	}{{"memory", memoryColumns}, {"host", hostColumns}, {"app_top", appTopColumns},
 		{"fun_top", funTopColumns}, {"node_role", nodeRoleColumns}, {"events", eventsColumns}} {
-		if len(other[i]) == 0 {
-			continue
+		rows := other[i]
+		err := copyTable(t.name, len(rows), func(lo, hi int) error {
+			_, err := tx.CopyFrom(ctx, pgx.Identifier{t.name}, t.cols, pgx.CopyFromRows(rows[lo:hi]))
+			return err
+		})
+		if err != nil {
+			return err
 		}
-		if _, err := tx.CopyFrom(ctx, pgx.Identifier{t.name}, t.cols, pgx.CopyFromRows(other[i])); err != nil {
-			return fmt.Errorf("write batches: copy %s: %w", t.name, err)
+	}
+	if len(rejects) > 0 {
+		if _, err := tx.CopyFrom(ctx, pgx.Identifier{"events"}, eventsColumns, pgx.CopyFromRows(rejects)); err != nil {
+			return fmt.Errorf("write batches: record rejected rows: %w", err)
 		}
+		s.log.Warn("rows rejected by PostgreSQL; the rest of the batch is stored", "node", group[0].key.node, "seq", group[0].seq, "detail", rejects[0][4])
 	}
 	seqs := make([]int64, len(keys))
 	for i, k := range keys {
