@@ -117,9 +117,8 @@ func (d *Disk) enforceBounds() {
 			}
 			continue
 		}
-		if len(d.segs) < 2 || !d.dropOldest(bytesWhy) {
-			return
-		}
+		d.dropOldest(low, bytesWhy)
+		return
 	}
 	d.boundWarn = ""
 }
@@ -235,18 +234,40 @@ func (d *Disk) shedSegment(seg *segment, eligible func(entry) bool, why string) 
 	return true
 }
 
-// dropOldest deletes the oldest segment and records what it held as an event
-// in the oldest remaining batch, carrying along earlier such events that the
+// dropOldest deletes the oldest segments, never the newest, until the spool
+// is down to low bytes, and records what they held as one event in the
+// oldest remaining batch, carrying along the earlier such events that the
 // deleted batches held.
-func (d *Disk) dropOldest(why string) bool {
-	seg := d.segs[0]
+func (d *Disk) dropOldest(low uint64, why string) {
 	var note dropNote
 	var carried []wire.Event
-	for _, e := range seg.ents {
-		if e.seq > d.acked {
-			note.add(e.time)
+	for len(d.segs) >= 2 && d.diskBytes() > low {
+		seg := d.segs[0]
+		carried = append(carried, d.dropEvents(seg)...)
+		path := filepath.Join(d.dir, seg.name)
+		if err := os.Remove(path); err != nil {
+			d.boundFailed("cannot drop the oldest spool segment", err)
+			break
 		}
+		for _, e := range seg.ents {
+			if e.seq > d.acked {
+				note.add(e.time)
+			}
+		}
+		d.segs = d.segs[1:]
 	}
+	if note.batches == 0 {
+		return
+	}
+	d.dropped += uint64(note.batches)
+	d.roundDrop.merge(note, why)
+	d.noteInStream(append(carried, note.event(d.o.Now(), why)))
+}
+
+// dropEvents returns the batch-drop events held by the first unacknowledged
+// batch of seg, where dropOldest puts them.
+func (d *Disk) dropEvents(seg *segment) []wire.Event {
+	var carried []wire.Event
 	if e, ok := d.firstUnacked(seg); ok {
 		if data, err := d.readSegmentFile(seg); err == nil {
 			if m, err := wire.Binary.Decode(payloadOf(data, e)); err == nil {
@@ -262,18 +283,12 @@ func (d *Disk) dropOldest(why string) bool {
 			}
 		}
 	}
-	path := filepath.Join(d.dir, seg.name)
-	if err := os.Remove(path); err != nil {
-		d.boundFailed("cannot drop the oldest spool segment", err)
-		return false
-	}
-	d.segs = d.segs[1:]
-	if note.batches == 0 {
-		return true
-	}
-	d.dropped += uint64(note.batches)
-	evs := append(carried, note.event(d.o.Now(), why))
-	d.roundDrop.merge(note, why)
+	return carried
+}
+
+// noteInStream adds evs to the oldest unacknowledged batch, on disk or in
+// memory.
+func (d *Disk) noteInStream(evs []wire.Event) {
 	for _, next := range d.segs {
 		e, ok := d.firstUnacked(next)
 		if !ok {
@@ -295,17 +310,16 @@ func (d *Disk) dropOldest(why string) bool {
 		if err != nil {
 			d.log.Error("cannot record dropped batches in the stream", "err", err, "detail", evs[len(evs)-1].Detail)
 		}
-		return true
+		return
 	}
 	// Nothing unacknowledged left on disk: tell the next batch held in memory.
 	if len(d.mem) > 0 {
 		if p, err := addEvents(d.mem[0].Payload, evs...); err == nil {
 			d.mem[0].Payload = p
-			return true
+			return
 		}
 	}
 	d.log.Error("cannot record dropped batches in the stream: no batch left to carry the event", "detail", evs[len(evs)-1].Detail)
-	return true
 }
 
 // addEvents adds events to the first sample of an encoded batch.

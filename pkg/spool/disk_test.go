@@ -492,9 +492,9 @@ func TestDiskBoundByAgeShedsDetailKeepsHost(t *testing.T) {
 
 func TestDiskBoundByBytesShedsThenDrops(t *testing.T) {
 	dir := t.TempDir()
-	const maxBytes = 96 << 10
+	const maxBytes = 48 << 10
 	s := openT(t, dir, DiskOptions{MaxBytes: maxBytes})
-	if s.segMax != 6<<10 {
+	if s.segMax != 4<<10 {
 		t.Fatalf("segMax %d", s.segMax)
 	}
 	full := len(testPayload(t, 1, t0, 20))
@@ -520,7 +520,7 @@ func TestDiskBoundByBytesShedsThenDrops(t *testing.T) {
 	var shedTotal int
 	for _, e := range ev[ShedSubjectProcs] {
 		m := shedProcsRE.FindStringSubmatch(e.Detail)
-		if m == nil || m[4] != "spool over MaxBytes 98304" {
+		if m == nil || m[4] != "spool over MaxBytes 49152" {
 			t.Fatalf("shed event detail %q", e.Detail)
 		}
 		var k int
@@ -567,7 +567,7 @@ func TestDiskBoundByBytesShedsThenDrops(t *testing.T) {
 	var dropTotal uint64
 	for _, e := range first {
 		mm := droppedRE.FindStringSubmatch(e.Detail)
-		if mm == nil || mm[4] != "spool over MaxBytes 98304" {
+		if mm == nil || mm[4] != "spool over MaxBytes 49152" {
 			t.Fatalf("drop event detail %q", e.Detail)
 		}
 		var k uint64
