@@ -41,7 +41,7 @@ func runAppender(dir string) int {
 
 type nopTB struct{ testing.TB }
 
-func (nopTB) Helper()            {}
+func (nopTB) Helper()           {}
 func (nopTB) Fatal(args ...any) { panic(fmt.Sprint(args...)) }
 
 // TestDiskSurvivesKill9: a producer killed mid-append loses nothing it had
