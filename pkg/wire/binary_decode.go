@@ -523,18 +523,18 @@ func (d *decoder) decodeProcs(b []byte, prev []Proc) ([]Proc, error) {
 		cr := newCol(cols[:], int(c.num))
 		switch c.kind {
 		case colInt:
+			var last uint64 // the previous row's value: the prediction without a reference
 			for i := range procs {
 				z, err := cr.next()
 				if err != nil {
 					return nil, err
 				}
-				var pred uint64
+				pred := last
 				if r := refs[i]; r >= 0 {
 					pred = c.get(&prev[r])
-				} else if i > 0 {
-					pred = c.get(&procs[i-1])
 				}
-				if !c.set(&procs[i], pred+uint64(unzigzag(z))) {
+				last = pred + uint64(unzigzag(z))
+				if !c.set(&procs[i], last) {
 					return nil, fmt.Errorf("column %d row %d: value out of range: %w", c.num, i, ErrMalformed)
 				}
 			}

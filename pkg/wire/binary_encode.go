@@ -292,16 +292,16 @@ func (e *encoder) appendProcs(dst []byte, cur, prev []Proc) ([]byte, error) {
 		allZero = true
 		switch c.kind {
 		case colInt:
+			var last uint64 // the previous row's value: the prediction without a reference
 			for i := range cur {
-				var pred uint64
+				v, pred := c.get(&cur[i]), last
 				if r := refs[i]; r >= 0 {
 					pred = c.get(&prev[r])
-				} else if i > 0 {
-					pred = c.get(&cur[i-1])
 				}
-				z := zigzag(int64(c.get(&cur[i]) - pred))
+				z := zigzag(int64(v - pred))
 				allZero = allZero && z == 0
 				dst = binary.AppendUvarint(dst, z)
+				last = v
 			}
 		case colStr:
 			ids := e.cur[c.sidx][:0]
