@@ -75,18 +75,20 @@ type Collector struct {
 	smallBuf []byte
 	bigBuf   []byte
 
-	prevTime  time.Time
-	prevCPU   *procfs.CPUStat
-	prevOOM   uint64
-	haveOOM   bool
-	overMax   bool
-	schedstat bool // kernel has /proc/PID/schedstat (CONFIG_SCHED_INFO)
-	procfs    bool // the root is a procfs mount, not a fixture tree
-	held      int  // stat descriptors held open
-	maxHeld   int
-	lastStats ScanStats
-	hostname  string
-	kernel    string
+	prevTime    time.Time
+	uptimeTicks uint64 // time since boot at this scan, clock ticks
+	prevUptime  uint64 // and at the previous scan (0: none)
+	prevCPU     *procfs.CPUStat
+	prevOOM     uint64
+	haveOOM     bool
+	overMax     bool
+	schedstat   bool // kernel has /proc/PID/schedstat (CONFIG_SCHED_INFO)
+	procfs      bool // the root is a procfs mount, not a fixture tree
+	held        int  // stat descriptors held open
+	maxHeld     int
+	lastStats   ScanStats
+	hostname    string
+	kernel      string
 }
 
 // ScanStats counts what the last scan could and could not read.

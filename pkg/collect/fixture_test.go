@@ -127,11 +127,11 @@ func TestFixtureScan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st := c.Stats(); st.Listed != 13 || st.Unreadable != 1 || st.Vanished != 1 || st.IODenied != 1 {
-		t.Errorf("second scan stats = %+v, want 13 listed, 1 unreadable, 1 vanished, 1 io denied", st)
+	if st := c.Stats(); st.Listed != 14 || st.Unreadable != 1 || st.Vanished != 1 || st.IODenied != 1 {
+		t.Errorf("second scan stats = %+v, want 14 listed, 1 unreadable, 1 vanished, 1 io denied", st)
 	}
-	if s2.ProcsSeen != 11 {
-		t.Errorf("ProcsSeen = %d, want 11", s2.ProcsSeen)
+	if s2.ProcsSeen != 12 {
+		t.Errorf("ProcsSeen = %d, want 12", s2.ProcsSeen)
 	}
 
 	t.Run("host", func(t *testing.T) {
@@ -144,8 +144,8 @@ func TestFixtureScan(t *testing.T) {
 		if h.Load1 != 1.5 || h.Load5 != 0.75 || h.Load15 != 0.25 {
 			t.Errorf("load = %v %v %v", h.Load1, h.Load5, h.Load15)
 		}
-		if h.ProcsRunning != 3 || h.ProcsBlocked != 1 || h.ProcsTotal != 12 {
-			t.Errorf("procs running/blocked/total = %d/%d/%d, want 3/1/12", h.ProcsRunning, h.ProcsBlocked, h.ProcsTotal)
+		if h.ProcsRunning != 3 || h.ProcsBlocked != 1 || h.ProcsTotal != 13 {
+			t.Errorf("procs running/blocked/total = %d/%d/%d, want 3/1/13", h.ProcsRunning, h.ProcsBlocked, h.ProcsTotal)
 		}
 		if h.Pressure != nil {
 			t.Errorf("pressure = %+v, want nil", h.Pressure)
@@ -207,6 +207,16 @@ func TestFixtureScan(t *testing.T) {
 		}
 	})
 
+	t.Run("born during the interval", func(t *testing.T) {
+		p := procByPID(t, s2, 1500)
+		approx(t, "cpu_pct", p.CPUPct, 30)
+		approx(t, "write_bps", p.WriteBps, 5e5)
+		approx(t, "runq_wait_pct", p.RunqWaitPct, 10)
+		if p.DRSS != 0 || p.App != "build.service" || p.Cmdline != "cc1 -O2" {
+			t.Errorf("got %+v", p)
+		}
+	})
+
 	t.Run("counters backwards", func(t *testing.T) {
 		p := procByPID(t, s2, 400)
 		if p.CPUPct != 0 || p.ReadBps != 0 || p.WriteBps != 0 || p.RunqWaitPct != 0 {
@@ -253,7 +263,7 @@ func TestFixtureScan(t *testing.T) {
 		for _, p := range s2.Procs {
 			got = append(got, p.PID)
 		}
-		want := []int32{100, 1300, 600, 900, 700, 400, 1, 1400, 300, wire.OtherPID}
+		want := []int32{100, 1500, 1300, 600, 900, 700, 400, 1, 1400, 300, wire.OtherPID}
 		if !slicesEqual(got, want) {
 			t.Errorf("order = %v, want %v", got, want)
 		}
@@ -269,12 +279,12 @@ func TestFixtureScan(t *testing.T) {
 		if v, _ := appValue(s2, "user", "nobody", "memory"); v != float64(256*page) {
 			t.Errorf("nobody memory = %v", v)
 		}
-		if v, _ := appValue(s2, "user", "root", "processes"); v != 9 {
-			t.Errorf("root processes = %v, want 9", v)
+		if v, _ := appValue(s2, "user", "root", "processes"); v != 10 {
+			t.Errorf("root processes = %v, want 10", v)
 		}
 		want := map[wire.FunTop]bool{
 			{Fun: "python3", FunType: "command", NumProcesses: 2}:   true,
-			{Fun: "do_sys_poll", FunType: "wchan", NumProcesses: 7}: true,
+			{Fun: "do_sys_poll", FunType: "wchan", NumProcesses: 8}: true,
 		}
 		if len(s2.Funs) != len(want) {
 			t.Errorf("fun_top = %+v, want %v", s2.Funs, want)
@@ -292,7 +302,7 @@ func TestFixtureScan(t *testing.T) {
 		}
 		d := s2.Status.Data
 		for _, w := range []string{"host: fixture-host\n", "kernel: 6.1.0-fixture\n", "uptime: 1d 2h 3m\n",
-			"load: 1.50 0.75 0.25\n", "processes: 12 (1 unreadable)\n"} {
+			"load: 1.50 0.75 0.25\n", "processes: 13 (1 unreadable)\n"} {
 			if !strings.Contains(d, w) {
 				t.Errorf("status lacks %q:\n%s", w, d)
 			}

@@ -242,3 +242,31 @@ func cleanText(b []byte) string {
 	}
 	return strings.ToValidUTF8(string(b), "\uFFFD")
 }
+
+// parseUptimeTicks returns the first figure of /proc/uptime ("93784.12
+// 180000.00"), seconds since boot, in clock ticks: the unit of a process's
+// start time.
+func parseUptimeTicks(b []byte) (uint64, error) {
+	if i := bytes.IndexAny(b, " \n"); i >= 0 {
+		b = b[:i]
+	}
+	whole, frac, _ := bytes.Cut(b, []byte("."))
+	secs, err := parseUint(whole)
+	if err != nil {
+		return 0, err
+	}
+	var cs uint64
+	for i := range 2 {
+		cs *= 10
+		if i < len(frac) {
+			if frac[i] < '0' || frac[i] > '9' {
+				return 0, errMalformed
+			}
+			cs += uint64(frac[i] - '0')
+		}
+	}
+	if secs > 1<<50 {
+		return 0, errMalformed
+	}
+	return secs*clockTicks + cs*clockTicks/100, nil
+}

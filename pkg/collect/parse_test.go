@@ -210,3 +210,16 @@ func TestParseDirents(t *testing.T) {
 		t.Errorf("names = %q", got)
 	}
 }
+
+func TestParseUptimeTicks(t *testing.T) {
+	for in, want := range map[string]uint64{"93784.12 180000.00\n": 9378412, "5.1 1": 510, "7\n": 700} {
+		if got, err := parseUptimeTicks([]byte(in)); err != nil || got != want {
+			t.Errorf("parseUptimeTicks(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, in := range []string{"", "x.1", "1.x", "-1.0"} {
+		if _, err := parseUptimeTicks([]byte(in)); err == nil {
+			t.Errorf("parseUptimeTicks(%q) accepted", in)
+		}
+	}
+}

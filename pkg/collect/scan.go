@@ -75,6 +75,15 @@ type proc struct {
 func (c *Collector) scan(ctx context.Context, now time.Time, dt time.Duration, s *wire.Sample) error {
 	c.scanGen++
 	gen := c.scanGen
+	// Time since boot, in the unit of process start times, tells which
+	// processes were born during the interval.
+	c.prevUptime, c.uptimeTicks = c.uptimeTicks, 0
+	if b, err := c.dir.readFile(-1, "uptime", c.smallBuf); err == nil {
+		c.uptimeTicks, _ = parseUptimeTicks(b)
+	}
+	if dt <= 0 {
+		c.prevUptime = 0
+	}
 	st := ScanStats{}
 	c.pids = c.pids[:0]
 	err := c.dir.readDir(-1, ".", func(name []byte, _ byte) {
@@ -238,6 +247,14 @@ func (c *Collector) update(p *proc, sf *statFields, now time.Time, dt time.Durat
 	secs := dt.Seconds()
 
 	p.cpuPct, p.dRSS, p.readBps, p.writeBps, p.runqPct = 0, 0, 0, 0, 0
+	// A process born since the previous scan did all its work within the
+	// interval: its counters started at zero, so it is charged them whole
+	// (builds and other short-lived work would otherwise never show up).
+	// A process first seen but older than that has no baseline: zero.
+	born := fresh && c.prevUptime > 0 && p.start >= c.prevUptime && secs > 0
+	if born {
+		p.cpuPct = float64(ticks) / clockTicks / secs * 100
+	}
 	active := fresh || ticks != p.ticks || sf.state != prevState || sf.state == 'R' || sf.state == 'D'
 	if !fresh && secs > 0 {
 		if ticks >= p.ticks {
@@ -266,7 +283,9 @@ func (c *Collector) update(p *proc, sf *statFields, now time.Time, dt time.Durat
 			wait, have = c.threadWait(p.pid)
 		}
 		if have {
-			if !p.runqAt.IsZero() && wait >= p.runqBase {
+			if born {
+				p.runqPct = float64(wait) / float64(dt.Nanoseconds()) * 100
+			} else if !p.runqAt.IsZero() && wait >= p.runqBase {
 				if d := now.Sub(p.runqAt); d > 0 {
 					p.runqPct = float64(wait-p.runqBase) / float64(d.Nanoseconds()) * 100
 				}
@@ -279,7 +298,9 @@ func (c *Collector) update(p *proc, sf *statFields, now time.Time, dt time.Durat
 		b, err := c.dir.readFile(p.pid, "io", c.smallBuf)
 		if err == nil {
 			if r, w, err := parseIO(b); err == nil {
-				if !p.ioAt.IsZero() && r >= p.ioRead && w >= p.ioWrite {
+				if born {
+					p.readBps, p.writeBps = float64(r)/secs, float64(w)/secs
+				} else if !p.ioAt.IsZero() && r >= p.ioRead && w >= p.ioWrite {
 					if d := now.Sub(p.ioAt).Seconds(); d > 0 {
 						p.readBps = float64(r-p.ioRead) / d
 						p.writeBps = float64(w-p.ioWrite) / d

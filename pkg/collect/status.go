@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,8 +26,8 @@ func (c *Collector) status(s *wire.Sample) *wire.NodeStatus {
 	var b strings.Builder
 	fmt.Fprintf(&b, "host: %s\n", c.hostname)
 	fmt.Fprintf(&b, "kernel: %s\n", c.kernel)
-	if up, ok := c.uptime(); ok {
-		fmt.Fprintf(&b, "uptime: %s\n", formatUptime(up))
+	if c.uptimeTicks > 0 {
+		fmt.Fprintf(&b, "uptime: %s\n", formatUptime(time.Duration(c.uptimeTicks)*(time.Second/clockTicks)))
 	}
 	if h := s.Host; h != nil {
 		fmt.Fprintf(&b, "load: %.2f %.2f %.2f\n", h.Load1, h.Load5, h.Load15)
@@ -53,19 +52,6 @@ func (c *Collector) status(s *wire.Sample) *wire.NodeStatus {
 		c.ticker.start()
 	}
 	return &wire.NodeStatus{Data: b.String()}
-}
-
-func (c *Collector) uptime() (time.Duration, bool) {
-	s := readTrim(filepath.Join(c.opts.ProcRoot, "uptime"))
-	f := strings.Fields(s)
-	if len(f) == 0 {
-		return 0, false
-	}
-	var secs float64
-	if _, err := fmt.Sscanf(f[0], "%g", &secs); err != nil {
-		return 0, false
-	}
-	return time.Duration(secs * float64(time.Second)), true
 }
 
 func formatUptime(d time.Duration) string {

@@ -64,7 +64,7 @@ def proc(root, pid, comm, *, state="S", ppid=1, flags=4194560, ticks=(0, 0), thr
     for tid, s in (tasks or {}).items():
         w(os.path.join(d, "task", str(tid), "schedstat"), "%d %d 5\n" % s)
 
-def host(root, *, cpu, oom, running):
+def host(root, *, cpu, oom, running, uptime):
     w(os.path.join(root, "stat"),
       "cpu  %d %d %d %d %d %d %d %d 0 0\n" % cpu +
       "cpu0 0 0 0 0 0 0 0 0 0 0\nintr 0\nctxt 100\nbtime 1764720000\nprocesses 5000\n"
@@ -74,7 +74,7 @@ def host(root, *, cpu, oom, running):
       "Buffers:          100000 kB\nCached:          2000000 kB\nSwapCached:            0 kB\n"
       "SwapTotal:       1000000 kB\nSwapFree:         900000 kB\n")
     w(os.path.join(root, "loadavg"), "1.50 0.75 0.25 3/140 9999\n")
-    w(os.path.join(root, "uptime"), "93784.12 180000.00\n")
+    w(os.path.join(root, "uptime"), "%.2f 180000.00\n" % uptime)
     w(os.path.join(root, "vmstat"), "nr_free_pages 250000\noom_kill %d\npgfault 100\n" % oom)
     w(os.path.join(root, "sys/kernel/hostname"), "fixture-host\n")
     w(os.path.join(root, "sys/kernel/osrelease"), "6.1.0-fixture\n")
@@ -89,7 +89,7 @@ def tree(name, t):
     host(root,
          cpu=(10000 + 300 * t, 500 + 20 * t, 3000 + 100 * t, 80000 + 500 * t, 200 + 40 * t,
               50 + 10 * t, 50 + 10 * t, 0 + 20 * t),
-         oom=3 + 2 * t, running=3)
+         oom=3 + 2 * t, running=3, uptime=93784.12 + 2 * t)
     proc(root, 1, "systemd", ppid=0, ticks=(500, 300), start=1, cgroup=V2.format("/init.scope"),
          cmdline=b"/sbin/init\0splash\0", wchan="ep_poll", sched=(8 * 10**9, 10**8))
     proc(root, 2, "kthreadd", ppid=0, flags=0x00208040, start=2, rss=0, vsize=0,
@@ -133,6 +133,11 @@ def tree(name, t):
          tasks={1300: (10**9 + 2 * 10**8 * t, 10**8 + 10**8 * t),
                 1301: (10**9 + 2 * 10**8 * t, 10**8 + 3 * 10**8 * t)},
          cgroup=V2.format("/system.slice/threaded.service"), cmdline=b"threaded\0")
+    # Born between the scans (start time after the first scan's uptime,
+    # 9378412 ticks): charged its whole counters, 0.6 s of CPU in 2 s.
+    if t == 1:
+        proc(root, 1500, "cc1", state="S", ticks=(50, 10), start=9378500, sched=(6 * 10**8, 2 * 10**8),
+             io=(0, 10**6), cgroup=V2.format("/system.slice/build.service"), cmdline=b"cc1\0-O2\0")
     # A second python3, so that fun_top has a command row.
     proc(root, 1400, "python3", start=7800, cmdline=b"python3\0-m\0http.server\0",
          cgroup=V2.format("/system.slice/noio.service"))
