@@ -2,6 +2,7 @@ package wire
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"reflect"
@@ -287,5 +288,53 @@ func TestJSONUnknownType(t *testing.T) {
 	m, err := JSON.Decode([]byte(`{"seq":3,"type":"ack","future":{"a":[1]}}`))
 	if err != nil || m.(*Ack).Seq != 3 {
 		t.Fatalf("unknown field not ignored: %v %v", m, err)
+	}
+}
+
+// TestBinaryConcurrent: the pooled encoder and decoder state is never shared
+// between goroutines (run with -race).
+func TestBinaryConcurrent(t *testing.T) {
+	var want [][]byte
+	var msgs []*Batch
+	for i := range 4 {
+		m := synthBatch(uint64(i), 2+i, 10+5*i)
+		b, err := Binary.Append(nil, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs, want = append(msgs, m), append(want, b)
+	}
+	errs := make(chan error, 8)
+	for g := range 8 {
+		go func() {
+			var buf []byte
+			for n := range 50 {
+				i := (g + n) % len(msgs)
+				var err error
+				if buf, err = Binary.Append(buf[:0], msgs[i]); err != nil {
+					errs <- err
+					return
+				}
+				if string(buf) != string(want[i]) {
+					errs <- fmt.Errorf("goroutine %d: encoding of batch %d differs", g, i)
+					return
+				}
+				m, err := Binary.Decode(buf)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if !reflect.DeepEqual(m, quantize(msgs[i])) {
+					errs <- fmt.Errorf("goroutine %d: decoding of batch %d differs", g, i)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range 8 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
