@@ -56,9 +56,19 @@ type DiskStats struct {
 
 // segment is one segment file and the index of its valid records.
 type segment struct {
-	name string // base name: the first seq it was created for, %020d.seg
-	ents []entry
-	size int64
+	name   string // base name: the first seq it was created for, %020d.seg
+	ents   []entry
+	size   int64
+	unshed int // entries not flagged shed: 0 lets the bounds skip the segment
+}
+
+func (s *segment) setEntries(ents []entry) {
+	s.ents, s.unshed = ents, 0
+	for _, e := range ents {
+		if e.flags&flagShed == 0 {
+			s.unshed++
+		}
+	}
 }
 
 func (s *segment) lastSeq() uint64 {
@@ -248,7 +258,9 @@ func (d *Disk) loadSegments() error {
 			continue
 		}
 		prev = ents[len(ents)-1].seq
-		d.segs = append(d.segs, &segment{name: n, ents: ents, size: int64(len(data))})
+		seg := &segment{name: n, size: int64(len(data))}
+		seg.setEntries(ents)
+		d.segs = append(d.segs, seg)
 	}
 	d.last = max(d.last, prev)
 	return nil
@@ -424,7 +436,7 @@ func (d *Disk) writeRecords(recs []Record) (int, error) {
 			if len(ents) > 0 && off+recordLen(len(r.Payload)) > d.segMax {
 				break
 			}
-			ents = append(ents, entry{seq: r.Seq, time: r.Time, off: off, len: len(r.Payload)})
+			ents = append(ents, entry{seq: r.Seq, ns: r.Time.UnixNano(), off: off, len: int32(len(r.Payload))})
 			buf = appendRecord(buf, r.Seq, r.Time, 0, r.Payload)
 			off += recordLen(len(r.Payload))
 		}
@@ -437,6 +449,7 @@ func (d *Disk) writeRecords(recs []Record) (int, error) {
 			return done, fmt.Errorf("write spool segment %s: %w", filepath.Join(d.dir, seg.name), err)
 		}
 		seg.ents = append(seg.ents, ents...)
+		seg.unshed += len(ents)
 		seg.size = off
 		done += len(ents)
 		if seg.size >= d.segMax {
@@ -564,7 +577,7 @@ func (d *Disk) readRecords(seg *segment, ents []entry) ([]Record, error) {
 			continue
 		}
 		p := buf[e.off-start+recHeaderLen : e.end()-start : e.end()-start]
-		out = append(out, Record{Seq: e.seq, Time: e.time, Payload: p})
+		out = append(out, Record{Seq: e.seq, Time: e.t(), Payload: p})
 	}
 	return out, nil
 }
@@ -666,7 +679,7 @@ func (d *Disk) Stats() DiskStats {
 		for _, e := range seg.ents {
 			if e.seq > d.acked {
 				if s.Records == 0 {
-					s.Oldest = e.time
+					s.Oldest = e.t()
 				}
 				s.Records++
 			}

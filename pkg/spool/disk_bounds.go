@@ -80,7 +80,7 @@ func (d *Disk) enforceBounds() {
 	d.roundShed, d.roundDrop = dropNote{}, dropNote{}
 	defer d.logRound()
 	cutoff := d.o.Now().Add(-d.o.MaxAge)
-	old := func(e entry) bool { return e.time.Before(cutoff) }
+	old := func(e entry) bool { return e.t().Before(cutoff) }
 	ageWhy := fmt.Sprintf("spool older than MaxAge %s", d.o.MaxAge)
 	for _, seg := range append([]*segment(nil), d.segs...) {
 		if !d.hasUnshed(seg, old) {
@@ -141,6 +141,9 @@ func (d *Disk) firstUnacked(seg *segment) (entry, bool) {
 }
 
 func (d *Disk) hasUnshed(seg *segment, eligible func(entry) bool) bool {
+	if seg.unshed == 0 {
+		return false
+	}
 	for _, e := range seg.ents {
 		if e.seq > d.acked && e.flags&flagShed == 0 && eligible(e) {
 			return true
@@ -251,7 +254,7 @@ func (d *Disk) dropOldest(low uint64, why string) {
 		}
 		for _, e := range seg.ents {
 			if e.seq > d.acked {
-				note.add(e.time)
+				note.add(e.t())
 			}
 		}
 		d.segs = d.segs[1:]
@@ -372,8 +375,8 @@ func (d *Disk) rewriteSegment(seg *segment, data []byte, edit func(i int, e entr
 		if err != nil {
 			return err
 		}
-		ne := entry{seq: e.seq, time: e.time, off: int64(len(buf)), len: len(p), flags: flags}
-		buf = appendRecord(buf, e.seq, e.time, flags, p)
+		ne := entry{seq: e.seq, ns: e.ns, off: int64(len(buf)), len: int32(len(p)), flags: flags}
+		buf = appendRecord(buf, e.seq, e.t(), flags, p)
 		ents = append(ents, ne)
 	}
 	tmp := path + ".tmp"
@@ -396,7 +399,8 @@ func (d *Disk) rewriteSegment(seg *segment, data []byte, edit func(i int, e entr
 		os.Remove(tmp)
 		return fmt.Errorf("rewrite spool segment %s: %w", path, err)
 	}
-	seg.ents, seg.size = ents, int64(len(buf))
+	seg.setEntries(ents)
+	seg.size = int64(len(buf))
 	if d.active != nil && d.segs[len(d.segs)-1] == seg {
 		// Keep appending to the new file.
 		d.active.Close()

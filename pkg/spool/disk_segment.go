@@ -66,15 +66,18 @@ func appendRecord(dst []byte, seq uint64, t time.Time, flags uint32, payload []b
 func headerCRC(hdr []byte) uint32 { return crc32.Checksum(hdr[4:32], castagnoli) }
 
 // entry indexes one record of a segment.
+// It is kept small (32 bytes): a spool of host-only batches at its byte
+// bound indexes a million records.
 type entry struct {
 	seq   uint64
-	time  time.Time
+	ns    int64 // append time, Unix nanoseconds
 	off   int64 // of the record header within the segment file
-	len   int   // payload bytes
+	len   int32 // payload bytes
 	flags uint32
 }
 
-func (e entry) end() int64 { return e.off + recordLen(e.len) }
+func (e entry) end() int64   { return e.off + recordLen(int(e.len)) }
+func (e entry) t() time.Time { return time.Unix(0, e.ns) }
 
 // damage is a byte range of a segment that holds no valid record.
 type damage struct {
@@ -166,7 +169,7 @@ func parseRecord(data []byte, off int64, after uint64) (e entry, why string, ski
 		// A torn tail: the header made it to disk, the payload did not.
 		return entry{}, "short record payload", 0
 	}
-	e = entry{seq: seq, time: time.Unix(0, ns), off: off, len: int(n), flags: flags}
+	e = entry{seq: seq, ns: ns, off: off, len: int32(n), flags: flags}
 	switch {
 	case binary.LittleEndian.Uint32(h[28:]) != crc32.Checksum(data[off+recHeaderLen:e.end()], castagnoli):
 		why = "checksum mismatch"

@@ -40,7 +40,7 @@ func TestSeedSegmentTestdata(t *testing.T) {
 		t.Fatalf("%v (run go test -run TestSeedSegmentTestdata -update)", err)
 	}
 	ents, bad, valid, err := readSegment(got)
-	if err != nil || len(bad) != 0 || len(ents) != 3 || valid != int64(len(got)) || ents[0].flags != flagShed || ents[2].seq != 9 || !ents[1].time.Equal(t0.Add(2*time.Second)) {
+	if err != nil || len(bad) != 0 || len(ents) != 3 || valid != int64(len(got)) || ents[0].flags != flagShed || ents[2].seq != 9 || !ents[1].t().Equal(t0.Add(2*time.Second)) {
 		t.Fatalf("readSegment: %+v %v %d %v", ents, bad, valid, err)
 	}
 	// The on-disk framing is a compatibility promise: spools written by an
@@ -48,7 +48,7 @@ func TestSeedSegmentTestdata(t *testing.T) {
 	// encoding pkg/wire guards; only the framing around them is compared.)
 	again := []byte(segMagic)
 	for _, e := range ents {
-		again = appendRecord(again, e.seq, e.time, e.flags, got[e.off+recHeaderLen:e.end()])
+		again = appendRecord(again, e.seq, e.t(), e.flags, got[e.off+recHeaderLen:e.end()])
 		decodeBatch(t, got[e.off+recHeaderLen:e.end()])
 	}
 	if !bytes.Equal(got, again) {
@@ -168,7 +168,7 @@ func FuzzReadSegment(f *testing.F) {
 				t.Fatalf("entry %+v does not parse: %s", e, why)
 			}
 			end, last = e.end(), e.seq
-			rebuilt = appendRecord(rebuilt, e.seq, e.time, e.flags, data[e.off+recHeaderLen:e.end()])
+			rebuilt = appendRecord(rebuilt, e.seq, e.t(), e.flags, data[e.off+recHeaderLen:e.end()])
 		}
 		if len(ents) > 0 && valid < end {
 			t.Fatalf("valid %d before the last record's end %d", valid, end)
@@ -185,7 +185,7 @@ func FuzzReadSegment(f *testing.F) {
 			t.Fatalf("rebuilt segment: %d of %d records, %v %v", len(again), len(ents), bad2, err)
 		}
 		for i := range again {
-			if again[i].seq != ents[i].seq || !again[i].time.Equal(ents[i].time) || again[i].flags != ents[i].flags || again[i].len != ents[i].len {
+			if again[i].seq != ents[i].seq || !again[i].t().Equal(ents[i].t()) || again[i].flags != ents[i].flags || again[i].len != ents[i].len {
 				t.Fatalf("rebuilt record %d: %+v, want %+v", i, again[i], ents[i])
 			}
 		}
