@@ -79,6 +79,7 @@ type Collector struct {
 	uptimeTicks uint64 // time since boot at this scan, clock ticks
 	prevUptime  uint64 // and at the previous scan (0: none)
 	prevCPU     *procfs.CPUStat
+	hostBusy    float64 // host CPU busy over the interval, % of one CPU (0: unknown)
 	prevOOM     uint64
 	haveOOM     bool
 	overMax     bool

@@ -48,13 +48,21 @@
 //
 // # Semantics
 //
-// Rates are per interval between Sample calls and zero for a process first
-// seen. A pid whose start time changed is a new process: nothing carries
-// over. A counter that went backwards restarts its series at zero instead
+// Rates are per interval between Sample calls. A process first seen is
+// zero, except one born during the interval (start time after the
+// previous scan): its counters started at zero within the interval, so it
+// is charged them whole and short-lived work shows. A pid whose start time
+// changed is a new process: nothing carries over. A counter that went backwards restarts its series at zero instead
 // of producing a negative rate. CPU percentages of processes are of one CPU
 // (a process may exceed 100); host CPU modes are of all CPUs, with nice in
 // user and irq/softirq in system so the five modes add up to 100.
 // Host.ProcsTotal is the number of processes listed (not threads).
+//
+// The "other" row (PID wire.OtherPID) sums the processes outside the top
+// set. Its cpu_pct is the larger of that sum and the host's busy CPU (user,
+// nice, system, irq, softirq, in % of one CPU) minus the top set, so that it
+// also holds processes that exited during the interval and the rows add up
+// to the host figure.
 //
 // Processes whose files cannot be read (hidepid=1, or an unreadable
 // /proc/PID/io without CAP_SYS_PTRACE) are counted in Stats and in the node

@@ -45,7 +45,9 @@ func (c *Collector) readHost() (*wire.Host, error) {
 		user := d.User + d.Nice
 		system := d.System + d.IRQ + d.SoftIRQ
 		total := user + system + d.Idle + d.Iowait + d.Steal
+		c.hostBusy = 0
 		if total > 0 && user >= 0 && system >= 0 && d.Idle >= 0 && d.Iowait >= 0 && d.Steal >= 0 {
+			c.hostBusy = 100 * (user + system) / total * float64(max(len(st.CPU), 1))
 			h.CPUUser = 100 * user / total
 			h.CPUSystem = 100 * system / total
 			h.CPUIdle = 100 * d.Idle / total

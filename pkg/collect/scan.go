@@ -428,6 +428,17 @@ func (c *Collector) buildTop(s *wire.Sample) {
 		other.WriteBps += p.writeBps
 		other.RunqWaitPct += p.runqPct
 	}
+	// Processes that exited during the interval took CPU time no scan
+	// saw; the host counters did. So that the rows add up to the host
+	// figure, the roll-up takes what the host used beyond the top set
+	// when that exceeds the sum of the other processes seen.
+	if c.hostBusy > 0 {
+		var topCPU float64
+		for _, p := range c.top {
+			topCPU += p.cpuPct
+		}
+		other.CPUPct = max(other.CPUPct, c.hostBusy-topCPU)
+	}
 	other.Cmdline = fmt.Sprintf("%d other processes", n)
 
 	s.Procs = make([]wire.Proc, 0, len(c.top)+1)
