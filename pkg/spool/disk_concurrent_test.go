@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -154,4 +155,45 @@ func BenchmarkDiskAppend(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkDiskOpen measures opening (scanning and indexing) a spool of
+// 64 MiB of host-only batches, the worst case for the index: it reports the
+// records indexed and the heap the open spool holds.
+func BenchmarkDiskOpen(b *testing.B) {
+	dir := b.TempDir()
+	payload := testPayload(b, 1, t0, 0)
+	const total = 64 << 20
+	var seq uint64
+	for size := 0; size < total; {
+		seg := []byte(segMagic)
+		name := fmt.Sprintf("%020d.seg", seq+1)
+		for len(seg) < 8<<20 {
+			seq++
+			seg = appendRecord(seg, seq, t0.Add(time.Duration(seq)*2*time.Second), flagShed, payload)
+		}
+		if err := os.WriteFile(dir+"/"+name, seg, 0o600); err != nil {
+			b.Fatal(err)
+		}
+		size += len(seg)
+	}
+	b.SetBytes(total)
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		d, err := OpenDisk(dir, DiskOptions{Now: func() time.Time { return t0 }})
+		if err != nil {
+			b.Fatal(err)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		st := d.Stats()
+		if st.Records != int(seq) {
+			b.Fatalf("indexed %d of %d", st.Records, seq)
+		}
+		b.ReportMetric(float64(st.Records), "records")
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(st.Records), "heap-B/record")
+		d.Close()
+	}
 }
