@@ -129,6 +129,9 @@ func typeName(t MessageType) string {
 // ErrMalformed when m cannot be represented (a zero or out-of-range time).
 func (binaryCodec) Append(dst []byte, m Message) ([]byte, error) {
 	start := len(dst)
+	if isNil(m) {
+		return dst, fmt.Errorf("encode binary: nil message: %w", ErrMalformed)
+	}
 	t := TypeOf(m)
 	if err := validate(m, true); err != nil {
 		return dst, fmt.Errorf("encode binary %s: %w", typeName(t), err)
@@ -140,7 +143,7 @@ func (binaryCodec) Append(dst []byte, m Message) ([]byte, error) {
 	case *Hello:
 		dst, err = appendHello(dst, m)
 	case *Welcome:
-		dst = appendWelcome(dst, m)
+		dst, err = appendWelcome(dst, m)
 	case *Batch:
 		e := encoderPool.Get().(*encoder)
 		dst, err = e.appendBatch(dst, m)
@@ -416,10 +419,13 @@ func appendHello(dst []byte, m *Hello) ([]byte, error) {
 	return dst, nil
 }
 
-func appendWelcome(dst []byte, m *Welcome) []byte {
-	s, _ := encString(m.ConsumerVersion) // length checked by validate
+func appendWelcome(dst []byte, m *Welcome) ([]byte, error) {
+	s, err := encString(m.ConsumerVersion)
+	if err != nil {
+		return dst, err
+	}
 	dst = appendStringField(dst, welcomeConsumerVersion, s)
-	return appendVarintField(dst, welcomeLastSeq, m.LastSeq)
+	return appendVarintField(dst, welcomeLastSeq, m.LastSeq), nil
 }
 
 func appendAck(dst []byte, m *Ack) []byte {

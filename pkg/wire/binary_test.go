@@ -233,6 +233,9 @@ func TestAppendRejects(t *testing.T) {
 		class string
 	}{
 		{"hello without node", &Hello{}, "malformed"},
+		{"nil", nil, "malformed"},
+		{"nil batch", (*Batch)(nil), "malformed"},
+		{"nil ack", (*Ack)(nil), "malformed"},
 		{"batch seq 0", &Batch{}, "malformed"},
 		{"string too long", long, "too_big"},
 		{"NaN", nan, "malformed"},

@@ -30,6 +30,9 @@ type envelope struct {
 }
 
 func (jsonCodec) Append(dst []byte, m Message) ([]byte, error) {
+	if isNil(m) {
+		return dst, fmt.Errorf("encode json: nil message: %w", ErrMalformed)
+	}
 	name, ok := jsonTypeNames[TypeOf(m)]
 	if !ok {
 		return dst, fmt.Errorf("encode json: unknown message type %d: %w", TypeOf(m), ErrMalformed)

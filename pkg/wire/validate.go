@@ -35,6 +35,9 @@ func validate(m Message, encoding bool) error {
 		}
 		return checkString(s)
 	}
+	if isNil(m) {
+		return fmt.Errorf("nil message: %w", ErrMalformed)
+	}
 	switch m := m.(type) {
 	case *Hello:
 		if m.Node == "" {
@@ -155,6 +158,22 @@ func checkHost(h *Host) error {
 		return finite(p.CPUSome, p.MemorySome, p.MemoryFull, p.IOSome, p.IOFull)
 	}
 	return nil
+}
+
+func isNil(m Message) bool {
+	switch m := m.(type) {
+	case nil:
+		return true
+	case *Hello:
+		return m == nil
+	case *Welcome:
+		return m == nil
+	case *Batch:
+		return m == nil
+	case *Ack:
+		return m == nil
+	}
+	return false
 }
 
 func checkTime(t time.Time) error {
