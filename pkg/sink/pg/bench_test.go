@@ -103,10 +103,7 @@ type ingest struct {
 }
 
 func newIngest(b *testing.B, ops int) *ingest {
-	o := Options{}
-	if v := os.Getenv("BENCH_FLUSHERS"); v != "" {
-		o.Flushers, _ = strconv.Atoi(v)
-	}
+	o := Options{Flushers: envInt("BENCH_FLUSHERS", 0)}
 	in := &ingest{s: open(b, pgtest.URL(b), o)}
 	now := time.Now()
 	in.frames = make([][][]byte, benchProducers)
@@ -128,8 +125,16 @@ func newIngest(b *testing.B, ops int) *ingest {
 }
 
 // benchWindow is how many batches a producer's connection keeps in flight
-// (submitted, not yet acknowledged), as a pipelining transport does.
-const benchWindow = 4
+// (submitted, not yet acknowledged), as a pipelining transport does;
+// BENCH_WINDOW=1 measures a connection that waits for each commit.
+var benchWindow = envInt("BENCH_WINDOW", 4)
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
 
 // op sends the next benchBatches batches, benchBatches/benchProducers from
 // every producer at once, each through decode -> Submit (group, dedupe,

@@ -38,7 +38,8 @@ type Options struct {
 	// FlushRows closes a group once it holds this many rows [20000].
 	FlushRows int
 	// FlushDelay is how long a group waits for more batches after its
-	// first [50ms]. Under load the size bound closes groups first.
+	// first [50ms]; a tenth of it without a new batch also closes the
+	// group. Under load the size bound closes groups first.
 	FlushDelay time.Duration
 	// QueueLen bounds the batches waiting per flusher; WriteBatch blocks
 	// (backpressure) when it is full [1024].
@@ -255,13 +256,15 @@ func shard(k streamKey, n int) int {
 // flusher gathers requests into groups and commits each group in one
 // transaction, until its queue is closed and drained. A group closes when
 // it holds FlushRows rows, when FlushDelay has passed since its first
-// batch, or when every stream active in the last second has a batch in it:
-// a producer waits for its acknowledgement before it sends more, so
-// waiting longer would only add latency.
+// batch, when no batch came for a tenth of FlushDelay, or when every
+// stream active in the last second has a batch in it: a producer waits for
+// its acknowledgement before it sends more, so waiting longer would only
+// add latency.
 func (s *Store) flusher(q chan *request) {
 	defer s.wg.Done()
 	active := map[streamKey]time.Time{}
 	lastPrune := time.Now()
+	idleGap := max(s.o.FlushDelay/10, time.Millisecond)
 	for first := range q {
 		now := time.Now()
 		if now.Sub(lastPrune) > activeWindow {
@@ -276,7 +279,8 @@ func (s *Store) flusher(q chan *request) {
 		inGroup := map[streamKey]bool{first.key: true}
 		active[first.key] = now
 		rows := first.rows.rows()
-		timer := time.NewTimer(s.o.FlushDelay)
+		deadline := time.NewTimer(s.o.FlushDelay)
+		idle := time.NewTimer(idleGap)
 	gather:
 		for rows < s.o.FlushRows && len(inGroup) < len(active) {
 			select {
@@ -288,11 +292,15 @@ func (s *Store) flusher(q chan *request) {
 				inGroup[r.key] = true
 				active[r.key] = time.Now()
 				rows += r.rows.rows()
-			case <-timer.C:
+				idle.Reset(idleGap)
+			case <-idle.C:
+				break gather
+			case <-deadline.C:
 				break gather
 			}
 		}
-		timer.Stop()
+		deadline.Stop()
+		idle.Stop()
 		s.commitGroup(group)
 	}
 }
