@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"time"
 
 	"github.com/sysmon/sysmon/pkg/wire"
@@ -264,7 +266,56 @@ func (d *Disk) dropOldest(low uint64, why string) {
 	}
 	d.dropped += uint64(note.batches)
 	d.roundDrop.merge(note, why)
-	d.noteInStream(append(carried, note.event(d.o.Now(), why)))
+	d.noteInStream(mergeDropEvents(append(carried, note.event(d.o.Now(), why))))
+}
+
+var dropDetailRE = regexp.MustCompile(`^dropped (\d+) batches from (\S+) to (\S+) \((.*)\)$`)
+
+// mergeDropEvents folds batch-drop events with the same cause into one, so
+// that the events carried from dropped batches to the oldest remaining one
+// stay a handful however long the outage. Events it did not write are kept
+// as they are.
+func mergeDropEvents(evs []wire.Event) []wire.Event {
+	type acc struct {
+		at   int
+		note dropNote
+		last time.Time
+	}
+	var out []wire.Event
+	byWhy := map[string]*acc{}
+	for _, ev := range evs {
+		m := dropDetailRE.FindStringSubmatch(ev.Detail)
+		var n int
+		var t1, t2 time.Time
+		var err error
+		if m != nil {
+			n, err = strconv.Atoi(m[1])
+			if err == nil {
+				t1, err = time.Parse(time.RFC3339, m[2])
+			}
+			if err == nil {
+				t2, err = time.Parse(time.RFC3339, m[3])
+			}
+		}
+		if ev.Kind != EventKindShed || ev.Subject != ShedSubjectBatch || m == nil || err != nil {
+			out = append(out, ev)
+			continue
+		}
+		a := byWhy[m[4]]
+		if a == nil {
+			a = &acc{at: len(out)}
+			byWhy[m[4]] = a
+			out = append(out, ev)
+		}
+		a.note.merge(dropNote{batches: n, t1: t1, t2: t2}, m[4])
+		if ev.Time.After(a.last) {
+			a.last = ev.Time
+		}
+	}
+	for _, a := range byWhy {
+		out[a.at] = a.note.event(a.last, a.note.why)
+	}
+	return out
 }
 
 // dropEvents returns the batch-drop events held by the first unacknowledged

@@ -590,3 +590,87 @@ func TestDiskBoundByBytesShedsThenDrops(t *testing.T) {
 		t.Fatalf("after restart pending %d records, want %d", len(got), len(recs))
 	}
 }
+
+func TestDiskStateAndIDDamage(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, DiskOptions{})
+	for range 5 {
+		s.add(1)
+	}
+	s.Ack(2)
+	id := s.SpoolID()
+	s.Close()
+
+	// A torn state slot: the other slot (or the segments) still give LastSeq.
+	state := filepath.Join(dir, stateFile)
+	if err := os.WriteFile(state, bytes.Repeat([]byte{0xa5}, 2*stateSlotLen), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s = openT(t, dir, DiskOptions{})
+	if s.LastSeq() != 5 || s.SpoolID() != id {
+		t.Fatalf("after state damage: LastSeq %d id %q", s.LastSeq(), s.SpoolID())
+	}
+	// The ack point is lost: batches 1 and 2 are offered again, and the
+	// consumer skips them as duplicates.
+	if got := seqs(s.pending(0)); fmt.Sprint(got) != "[1 2 3 4 5]" {
+		t.Fatalf("pending %v", got)
+	}
+	s.Close()
+
+	if err := os.WriteFile(filepath.Join(dir, idFile), []byte("not an id\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := OpenDisk(dir, DiskOptions{})
+	if err == nil || !strings.Contains(err.Error(), "corrupt") || !strings.Contains(err.Error(), "move the spool directory aside") {
+		t.Fatalf("corrupt spool id: %v", err)
+	}
+	// The failed open released the lock.
+	os.Remove(filepath.Join(dir, idFile))
+	s = openT(t, dir, DiskOptions{})
+	if s.SpoolID() == id {
+		t.Fatal("a missing id was not replaced by a new stream identity")
+	}
+
+	notDir := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(notDir, nil, 0o600)
+	if _, err := OpenDisk(notDir, DiskOptions{}); err == nil || !strings.Contains(err.Error(), notDir) {
+		t.Fatalf("spool on a file: %v", err)
+	}
+}
+
+// TestDiskSmallerBoundOnRestart: lowering PRODUCER_SPOOL_MAX_BYTES applies
+// at open, and the earlier drop events travel with the stream.
+func TestDiskSmallerBoundOnRestart(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, DiskOptions{MaxBytes: 32 << 10})
+	for range 250 {
+		s.add(20)
+		s.clock.Add(2 * time.Second)
+	}
+	before := s.Stats()
+	if before.DroppedBatches == 0 {
+		t.Fatalf("nothing dropped: %+v", before)
+	}
+	s.Close()
+	s = openT(t, dir, DiskOptions{MaxBytes: 8 << 10})
+	after := s.Stats()
+	if after.Bytes > 8<<10 || after.DroppedBatches == 0 || after.LastSeq != 250 {
+		t.Fatalf("after reopening with a smaller bound: %+v", after)
+	}
+	recs := s.pending(0)
+	var total uint64
+	drops := shedEvents(t, recs[:1])[ShedSubjectBatch]
+	if len(drops) != 2 {
+		// One merged event per cause (the two bounds), not one per round.
+		t.Fatalf("%d drop events in the oldest batch: %+v", len(drops), drops)
+	}
+	for _, e := range drops {
+		m := droppedRE.FindStringSubmatch(e.Detail)
+		var k uint64
+		fmt.Sscan(m[1], &k)
+		total += k
+	}
+	if total != before.DroppedBatches+after.DroppedBatches || uint64(len(recs))+total != 250 {
+		t.Fatalf("drop events account for %d batches, dropped %d+%d, %d left", total, before.DroppedBatches, after.DroppedBatches, len(recs))
+	}
+}
