@@ -219,6 +219,52 @@ CONSUMER_MAX_CONNS_PER_CERT="2"
 		expectRefused(t, consumer, addr, tlsFor(pemPath), "certificate revoked", "keyCompromise")
 	})
 
+	t.Run("revoked between TLS handshake and upgrade", func(t *testing.T) {
+		// The revocation sweep closes the sessions it can see; a connection
+		// whose TLS handshake passed before the CRL reload but whose
+		// WebSocket session starts after the sweep is not one of them, so
+		// the session itself must check the certificate again.
+		pemPath := client("straddler")
+		tc, err := tls.Dial("tcp", addr, tlsFor(pemPath))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { tc.Close() })
+		// TLS 1.3: the consumer checks the client certificate on reading
+		// the client's last flight; give it that moment.
+		time.Sleep(300 * time.Millisecond)
+		revoked := strings.Count(consumer.out.String(), `msg="CRLs loaded"`)
+		run(t, dir, bin, "ca", "revoke", "--dir", cadir, pemPath)
+		deadline := time.Now().Add(8 * time.Second)
+		for strings.Count(consumer.out.String(), `msg="CRLs loaded"`) == revoked {
+			if time.Now().After(deadline) {
+				t.Fatal("the consumer did not reload the CRL")
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+		time.Sleep(200 * time.Millisecond) // the sweep that follows the reload
+		tr := &http.Transport{DialTLSContext: func(context.Context, string, string) (net.Conn, error) { return tc, nil }}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		c, _, err := websocket.Dial(ctx, "wss://"+addr+"/", &websocket.DialOptions{HTTPClient: &http.Client{Transport: tr}, Subprotocols: []string{wire.SubprotocolBinary}})
+		if err != nil {
+			return // refused at the upgrade: fine
+		}
+		defer c.CloseNow()
+		hello, _ := wire.Binary.Append(nil, &wire.Hello{Node: "straddler", SpoolID: "straddler-spool"})
+		if err := c.Write(ctx, websocket.MessageBinary, hello); err != nil {
+			return
+		}
+		_, data, err := c.Read(ctx)
+		if err == nil {
+			m, _ := wire.Binary.Decode(data)
+			t.Fatalf("a certificate revoked before its session started was welcomed (%T); nothing closes it until it disconnects", m)
+		}
+		if code := websocket.CloseStatus(err); code != wire.ClosePolicyViolation {
+			t.Errorf("session of a revoked certificate ended with %v, want close 1008", err)
+		}
+	})
+
 	t.Run("node impersonation", func(t *testing.T) {
 		c := wsDialHello(t, addr, tlsFor(nodeA), "node-b")
 		res := readUntilClose(c, 10*time.Second)
