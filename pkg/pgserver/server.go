@@ -43,7 +43,8 @@ type Options struct {
 	// DataDir is the cluster's directory; initdb runs there when it holds
 	// no PG_VERSION. Required.
 	DataDir string
-	// Port on 127.0.0.1; 0 picks a free port (kept across StartAgain).
+	// Port on 127.0.0.1; 0 picks a free port, kept across StartAgain and
+	// remembered in the data directory for the next Start.
 	Port int
 	// User, Password and Database of the application role; defaults
 	// DefaultUser, DefaultPassword, DefaultDatabase.
@@ -66,12 +67,13 @@ type Server struct {
 	cred    *syscall.Credential // nil when we are not root
 	log     *slog.Logger
 
-	mu      sync.Mutex
-	port    int
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed when cmd exits
-	waitErr error
-	closed  bool
+	mu       sync.Mutex
+	port     int
+	flexPort bool // Options.Port was 0: any free port will do
+	cmd      *exec.Cmd
+	exited   chan struct{} // closed when cmd exits
+	waitErr  error
+	closed   bool
 }
 
 // Start initialises the cluster if needed, starts it, waits until it accepts
@@ -112,6 +114,10 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	if err := s.prepareDataDir(ctx); err != nil {
 		return nil, err
 	}
+	if o.Port == 0 {
+		s.flexPort = true
+		s.port = s.savedPort()
+	}
 	s.sockDir, err = os.MkdirTemp("", "sysmon-pg-")
 	if err != nil {
 		return nil, fmt.Errorf("start postgres: socket dir: %w", err)
@@ -132,12 +138,16 @@ func Start(ctx context.Context, o Options) (*Server, error) {
 	return s, nil
 }
 
+// accountName is the unprivileged account the server runs as when we are
+// root; Debian's postgresql package creates it.
+var accountName = "postgres"
+
 // postgresAccount returns the credentials of the `postgres` OS account,
 // which the server runs as when we are root.
 func postgresAccount() (*syscall.Credential, error) {
-	u, err := user.Lookup("postgres")
+	u, err := user.Lookup(accountName)
 	if err != nil {
-		return nil, fmt.Errorf("PostgreSQL refuses to run as root and there is no `postgres` OS account to run it as (%v); create one with: useradd --system --user-group --home-dir /var/lib/postgresql --shell /usr/sbin/nologin postgres", err)
+		return nil, fmt.Errorf("PostgreSQL refuses to run as root and there is no `%s` OS account to run it as (%v); create one with: useradd --system --user-group --home-dir /var/lib/postgresql --shell /usr/sbin/nologin %s", accountName, err, accountName)
 	}
 	uid, err1 := strconv.ParseUint(u.Uid, 10, 32)
 	gid, err2 := strconv.ParseUint(u.Gid, 10, 32)
@@ -290,26 +300,52 @@ func (s *Server) StartAgain(ctx context.Context) error {
 	if err := s.waitStaleServer(ctx); err != nil {
 		return err
 	}
-	pickPort := s.port == 0
 	var err error
 	for attempt := 0; attempt < 3; attempt++ {
-		if pickPort {
+		if s.port == 0 {
 			if s.port, err = freePort(); err != nil {
 				return err
 			}
 		}
 		err = s.launch(ctx)
 		if err == nil {
+			if s.flexPort {
+				s.savePort()
+			}
 			return nil
 		}
 		// A free port can be taken between our probe and the server's
-		// bind; try another one.
-		if !pickPort || !strings.Contains(err.Error(), "could not") {
+		// bind, or the remembered one since the last run; try another.
+		if !s.flexPort || !strings.Contains(err.Error(), "could not") {
 			break
 		}
 		s.port = 0
 	}
 	return err
+}
+
+// portFileName remembers, in the data directory, the port picked when
+// Options.Port is 0, so that the URL (a Grafana data source, say) stays the
+// same across restarts of the process.
+const portFileName = "sysmon-port"
+
+func (s *Server) savedPort() int {
+	b, err := os.ReadFile(filepath.Join(s.dataDir, portFileName))
+	if err != nil {
+		return 0
+	}
+	p, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || p <= 0 || p > 65535 {
+		return 0
+	}
+	return p
+}
+
+func (s *Server) savePort() {
+	path := filepath.Join(s.dataDir, portFileName)
+	if err := os.WriteFile(path, []byte(strconv.Itoa(s.port)+"\n"), 0o600); err != nil {
+		s.log.Warn("cannot remember the port", "file", path, "err", err)
+	}
 }
 
 func (s *Server) running() bool {
