@@ -3,6 +3,7 @@ package spool
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -545,6 +546,10 @@ func (d *Disk) Pending(after uint64, max int) ([]Record, error) {
 			return out, err
 		}
 		out = append(out, recs...)
+		if len(recs) < len(want) {
+			// Records were damaged or gone: nothing to retry for them.
+			d.forget(seg, want, recs)
+		}
 	}
 	for _, r := range d.mem {
 		if len(out) >= max {
@@ -563,14 +568,20 @@ func (d *Disk) readRecords(seg *segment, ents []entry) ([]Record, error) {
 		return nil, nil
 	}
 	path := filepath.Join(d.dir, seg.name)
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("read spool segment %s: %w", path, err)
-	}
-	defer f.Close()
 	start, end := ents[0].off, ents[len(ents)-1].end()
 	buf := make([]byte, end-start)
-	if _, err := f.ReadAt(buf, start); err != nil {
+	f, err := os.Open(path)
+	if err == nil {
+		_, err = f.ReadAt(buf, start)
+		f.Close()
+	}
+	switch {
+	case errors.Is(err, os.ErrNotExist) || errors.Is(err, io.EOF):
+		// Removed or cut short behind our back: retrying cannot help, and
+		// an error here would stall the sender on every reconnect.
+		d.log.Error("spool segment gone or truncated under the spool; skipping its records", "file", path, "offset", start, "err", err)
+		return nil, nil
+	case err != nil:
 		return nil, fmt.Errorf("read spool segment %s at %d: %w", path, start, err)
 	}
 	out := make([]Record, 0, len(ents))
@@ -584,6 +595,25 @@ func (d *Disk) readRecords(seg *segment, ents []entry) ([]Record, error) {
 		out = append(out, Record{Seq: e.seq, Time: e.t(), Payload: p})
 	}
 	return out, nil
+}
+
+// forget removes from seg's index the entries of want that read did not
+// return.
+func (d *Disk) forget(seg *segment, want []entry, got []Record) {
+	lost := map[uint64]bool{}
+	for _, e := range want {
+		lost[e.seq] = true
+	}
+	for _, r := range got {
+		delete(lost, r.Seq)
+	}
+	keep := make([]entry, 0, len(seg.ents)-len(lost))
+	for _, e := range seg.ents {
+		if !lost[e.seq] {
+			keep = append(keep, e)
+		}
+	}
+	seg.setEntries(keep)
 }
 
 // Ack drops every record with Seq <= seq: whole segments are deleted once

@@ -674,3 +674,60 @@ func TestDiskSmallerBoundOnRestart(t *testing.T) {
 		t.Fatalf("drop events account for %d batches, dropped %d+%d, %d left", total, before.DroppedBatches, after.DroppedBatches, len(recs))
 	}
 }
+
+// TestDiskDamageWhileRunning: records damaged or removed behind the spool's
+// back are reported once and skipped; the sender is never stalled.
+func TestDiskDamageWhileRunning(t *testing.T) {
+	dir := t.TempDir()
+	s := openT(t, dir, DiskOptions{})
+	s.segMax = 4 << 10
+	for range 12 {
+		s.add(10)
+	}
+	files := segFiles(t, dir)
+	if len(files) < 3 {
+		t.Fatalf("segments %v", files)
+	}
+	// Flip a payload byte of the second record of the first segment.
+	e := s.segs[0].ents[1]
+	f, err := os.OpenFile(files[0], os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := make([]byte, 1)
+	f.ReadAt(b, e.off+recHeaderLen+3)
+	b[0] ^= 0x40
+	f.WriteAt(b, e.off+recHeaderLen+3)
+	f.Close()
+	// Remove the second segment.
+	lost := s.segs[1].ents
+	os.Remove(files[1])
+
+	want := []uint64{}
+	for seq := uint64(1); seq <= 12; seq++ {
+		gone := seq == e.seq
+		for _, l := range lost {
+			gone = gone || l.seq == seq
+		}
+		if !gone {
+			want = append(want, seq)
+		}
+	}
+	for range 2 {
+		if got := seqs(s.pending(0)); fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("pending %v, want %v", got, want)
+		}
+	}
+	if n := s.log.count("damaged since it was written"); n != 1 {
+		t.Fatalf("damaged record reported %d times", n)
+	}
+	if n := s.log.count("gone or truncated"); n != 1 {
+		t.Fatalf("missing segment reported %d times", n)
+	}
+	if err := s.Ack(12); err != nil {
+		t.Fatal(err)
+	}
+	if f := segFiles(t, dir); len(f) != 0 {
+		t.Fatalf("segments left %v", f)
+	}
+}
