@@ -95,8 +95,11 @@ func TestRoundTrip(t *testing.T) {
 func TestRejectedRowAlone(t *testing.T) {
 	s := open(t, pgtest.URL(t), Options{Flushers: 1, FlushDelay: time.Second})
 	ctx := context.Background()
-	if _, err := s.Pool().Exec(ctx, "ALTER TABLE host ADD CONSTRAINT sane_load CHECK (load1 < 1000)"); err != nil {
-		t.Fatal(err)
+	for _, q := range []string{"ALTER TABLE host ADD CONSTRAINT sane_load CHECK (load1 < 1000)",
+		"ALTER TABLE prc ADD CONSTRAINT sane_rss CHECK (rss < 1e15)"} {
+		if _, err := s.Pool().Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
 	}
 	now := time.Now()
 	var dones []<-chan error
@@ -104,6 +107,8 @@ func TestRejectedRowAlone(t *testing.T) {
 		b := batch(1, now, 5, 2)
 		if node == "bad" {
 			b.Samples[3].Host.Load1 = math.Inf(1)
+			b.Samples[0].Procs[1].RSS = 1 << 60
+			b.Samples[4].Procs[0].RSS = 1 << 61
 		}
 		d, err := s.Submit(ctx, hello(node, "sp"), b)
 		if err != nil {
@@ -119,14 +124,17 @@ func TestRejectedRowAlone(t *testing.T) {
 	if n := count(t, s, "SELECT count(*) FROM host"); n != 4*5-1 {
 		t.Fatalf("host rows = %d, want 19", n)
 	}
-	if n := count(t, s, "SELECT count(*) FROM prc"); n != 4*5*2 {
-		t.Fatalf("prc rows = %d, want 40", n)
+	if n := count(t, s, "SELECT count(*) FROM prc"); n != 4*5*2-2 {
+		t.Fatalf("prc rows = %d, want 38", n)
 	}
 	if n := count(t, s, "SELECT count(*) FROM stream WHERE last_seq = 1"); n != 4 {
 		t.Fatalf("streams advanced = %d, want 4", n)
 	}
 	if n := count(t, s, "SELECT count(*) FROM events WHERE kind = $1 AND node = 'bad' AND subject = 'host' AND detail LIKE '%1 of 5 rows rejected%sane_load%'", EventRejected); n != 1 {
-		t.Fatalf("sink_reject events = %d, want 1", n)
+		t.Fatalf("sink_reject events for host = %d, want 1", n)
+	}
+	if n := count(t, s, "SELECT count(*) FROM events WHERE kind = $1 AND node = 'bad' AND subject = 'prc' AND detail LIKE '%2 of 10 rows rejected%sane_rss%'", EventRejected); n != 1 {
+		t.Fatalf("sink_reject events for prc = %d, want 1", n)
 	}
 }
 
