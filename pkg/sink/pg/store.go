@@ -130,6 +130,11 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 		return nil, fmt.Errorf("parse database URL: %w", err)
 	}
 	cfg.MaxConns = o.MaxConns
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// An unreachable server must fail a group, not hold it for the
+		// whole commit timeout: producers keep their data meanwhile.
+		cfg.ConnConfig.ConnectTimeout = 10 * time.Second
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("connect to postgres: %w", err)
