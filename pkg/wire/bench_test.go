@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 )
 
 // loadSamples reads the batch captured from a real /proc (testdata/wire).
@@ -76,8 +77,10 @@ func (d *deflater) roundTrip(tb testing.TB, msg []byte) ([]byte, int) {
 //	+flate        the same messages through deflate as above, timed too
 //	encode        encode only into a reused buffer (allocations per message)
 //
-// ns/row and B/row divide by the number of process rows; the bytes include
-// the sample's other tables, which ride along with its processes.
+// ns/row (wall), cpu-ns/row (CPU of the whole process, garbage collection
+// included; steadier on a busy machine) and B/row divide by the number of
+// process rows; the bytes include the sample's other tables, which ride
+// along with its processes.
 func BenchmarkCodec(b *testing.B) {
 	batch := loadSamples(b)
 	rows := 0
@@ -86,8 +89,17 @@ func BenchmarkCodec(b *testing.B) {
 		rows += len(s.Procs)
 		stream = append(stream, &Batch{Seq: uint64(i + 1), Samples: []Sample{s}})
 	}
+	var cpu0 time.Duration
+	start := func(b *testing.B) {
+		b.ReportAllocs()
+		cpu0 = processCPU()
+	}
 	perRow := func(b *testing.B, size int) {
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/float64(rows), "ns/row")
+		per := float64(b.N) * float64(rows)
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/per, "ns/row")
+		if cpu := processCPU() - cpu0; cpu0 > 0 {
+			b.ReportMetric(float64(cpu.Nanoseconds())/per, "cpu-ns/row")
+		}
 		b.ReportMetric(float64(size)/float64(rows), "B/row")
 	}
 	for _, c := range []struct {
@@ -99,7 +111,7 @@ func BenchmarkCodec(b *testing.B) {
 			msgs []Message
 		}{{"batch", []Message{batch}}, {"stream", stream}} {
 			b.Run(c.name+"/"+shape.name, func(b *testing.B) {
-				b.ReportAllocs()
+				start(b)
 				var buf []byte
 				size := 0
 				for b.Loop() {
@@ -118,8 +130,8 @@ func BenchmarkCodec(b *testing.B) {
 				perRow(b, size)
 			})
 			b.Run(c.name+"/"+shape.name+"+flate", func(b *testing.B) {
-				b.ReportAllocs()
 				d := newDeflater()
+				start(b)
 				var buf []byte
 				size := 0
 				for b.Loop() {
@@ -141,7 +153,7 @@ func BenchmarkCodec(b *testing.B) {
 			})
 		}
 		b.Run(c.name+"/encode", func(b *testing.B) {
-			b.ReportAllocs()
+			start(b)
 			var buf []byte
 			for b.Loop() {
 				var err error
