@@ -223,3 +223,24 @@ func TestParseUptimeTicks(t *testing.T) {
 		}
 	}
 }
+
+// FuzzSmallParsers: the parsers of schedstat, io, status, uptime, cgroup
+// lines and directory records never panic on any input.
+func FuzzSmallParsers(f *testing.F) {
+	f.Add([]byte("969448 1234 1\n"))
+	f.Add([]byte("read_bytes: 4096\nwrite_bytes: 8192\n"))
+	f.Add([]byte("Name:\tx\nUid:\t1000\t1001\t1000\t1000\n"))
+	f.Add([]byte("93784.12 180000.00\n"))
+	f.Add([]byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 24, 0, 4, '1', '2', 0, 0, 0})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		_, _, _ = parseSchedstat(b)
+		_, _, _ = parseIO(b)
+		_, _ = parseStatusUID(b)
+		_, _ = parseUptimeTicks(b)
+		parseDirents(b, func(name []byte, _ byte) {
+			if bytes.IndexByte(name, 0) >= 0 {
+				t.Fatalf("name with NUL: %q", name)
+			}
+		})
+	})
+}
