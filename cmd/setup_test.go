@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -423,5 +424,67 @@ func TestSetupCheckExitCodes(t *testing.T) {
 	code, _, _ = runCLIIn(t, nil, "setup", "collector")
 	if code != 2 {
 		t.Errorf("unknown role: exit %d", code)
+	}
+}
+
+// TestSystemdUnits holds the shipped unit files to what the binary and the
+// config accept: the ExecStart command line parses, every Environment= key
+// is one sysmon reads, and systemd itself finds nothing wrong.
+func TestSystemdUnits(t *testing.T) {
+	for _, unit := range []string{"sysmon-consumer.service", "sysmon-producer.service"} {
+		t.Run(unit, func(t *testing.T) {
+			path := filepath.Join("..", "config", "systemd", unit)
+			data, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			text := string(data)
+			for _, want := range []string{"DynamicUser=yes", "ProtectSystem=strict", "ProtectHome=yes", "PrivateTmp=yes",
+				"NoNewPrivileges=yes", "CapabilityBoundingSet=", "StateDirectory=sysmon", "Restart=always", "RestartPreventExitStatus=2", "LoadCredential="} {
+				if !strings.Contains(text, "\n"+want) {
+					t.Errorf("%s lacks %s", unit, want)
+				}
+			}
+			for _, line := range strings.Split(text, "\n") {
+				switch {
+				case strings.HasPrefix(line, "ExecStart="):
+					args := strings.Fields(strings.TrimPrefix(line, "ExecStart="))[1:]
+					root := newRootCmd(io.Discard, io.Discard)
+					c, rest, err := root.Find(args)
+					if err != nil {
+						t.Fatalf("ExecStart %v: %v", args, err)
+					}
+					if err := c.ParseFlags(rest); err != nil {
+						t.Errorf("ExecStart flags %v: %v", rest, err)
+					}
+				case strings.HasPrefix(line, "Environment="):
+					key, _, _ := strings.Cut(strings.TrimPrefix(line, "Environment="), "=")
+					if _, ok := config.LookupKey(key); !ok && !strings.HasPrefix(key, "XDG_") {
+						t.Errorf("Environment=%s: not a key sysmon reads", key)
+					}
+				}
+			}
+			analyze, err := exec.LookPath("systemd-analyze")
+			if err != nil {
+				if os.Getenv("CI") == "true" {
+					t.Fatal("systemd-analyze not found; install systemd")
+				}
+				t.Skip("systemd-analyze not found")
+			}
+			// verify insists that ExecStart names an executable: point it at
+			// this test binary.
+			self, err := os.Executable()
+			if err != nil {
+				t.Fatal(err)
+			}
+			copyPath := filepath.Join(t.TempDir(), unit)
+			if err := os.WriteFile(copyPath, []byte(strings.ReplaceAll(text, "/usr/local/bin/sysmon", self)), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			out, err := exec.Command(analyze, "verify", "--man=no", copyPath).CombinedOutput()
+			if err != nil || len(bytes.TrimSpace(out)) > 0 {
+				t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+			}
+		})
 	}
 }
