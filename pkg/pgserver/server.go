@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -389,6 +390,30 @@ func (s *Server) waitStaleServer(ctx context.Context) error {
 	}
 }
 
+// The kernel sends Pdeathsig when the thread that forked the child exits,
+// not the process. Go ends a thread when a goroutine locked to it exits,
+// and any thread may have forked the server; so the server is forked from
+// one goroutine locked to its thread for the life of the process.
+var (
+	spawnOnce sync.Once
+	spawnReqs chan func()
+)
+
+func startFromSpawner(cmd *exec.Cmd) error {
+	spawnOnce.Do(func() {
+		spawnReqs = make(chan func())
+		go func() {
+			runtime.LockOSThread() // never unlocked: the thread lives as long as we do
+			for f := range spawnReqs {
+				f()
+			}
+		}()
+	})
+	errc := make(chan error, 1)
+	spawnReqs <- func() { errc <- cmd.Start() }
+	return <-errc
+}
+
 func freePort() (int, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -423,7 +448,7 @@ func (s *Server) launch(ctx context.Context) error {
 	cmd := exec.Command(binPath(s.binDir, "postgres"), args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
 	s.prepareCmd(cmd)
-	if err := cmd.Start(); err != nil {
+	if err := startFromSpawner(cmd); err != nil {
 		return fmt.Errorf("start postgres: %w", err)
 	}
 	exited := make(chan struct{})
