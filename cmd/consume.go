@@ -118,6 +118,20 @@ func runConsume(ctx context.Context, o *consumeOptions, flags map[string]string)
 		authorize = certNodeAuthorizer(claimerOf(store))
 	}
 
+	if rev != nil {
+		// The CRL may change between a producer's TLS handshake and its
+		// hello: re-check revocation when the session is authorized, so no
+		// session of a revoked certificate is ever welcomed.
+		bind := authorize
+		authorize = func(ctx context.Context, cert *x509.Certificate, h *wire.Hello) error {
+			if cert != nil {
+				if err := rev.Check(cert); err != nil {
+					return err
+				}
+			}
+			return bind(ctx, cert, h)
+		}
+	}
 	srv := transport.NewServer(transport.ServerOptions{
 		Sink:            sink,
 		Authorize:       authorize,
@@ -155,11 +169,10 @@ func consumerTLS(cfg *config.Consumer, log *slog.Logger) (*tls.Config, *pki.Revo
 	}
 	var rev *pki.Revocations
 	if cfg.CRLDir != "" {
-		rev, err = pki.NewRevocations(cfg.CRLDir, cas, log)
+		rev, err = pki.NewRevocationsWith(cfg.CRLDir, cas, pki.RevocationOptions{Logger: log, FailClosed: cfg.CRLFailClosed})
 		if err != nil {
 			return nil, nil, &config.Error{File: cfg.File, Key: "CONSUMER_CRLDIR", Msg: err.Error(), Fix: "regenerate the CRL with `sysmon ca crl`, or set CONSUMER_CRLDIR=\"\" to disable revocation checks"}
 		}
-		rev.SetFailClosed(cfg.CRLFailClosed)
 	}
 	return pki.ServerTLSConfig(cert, pool, rev), rev, nil
 }

@@ -2,9 +2,7 @@ package cmd
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/tls"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -118,18 +116,33 @@ func runProduce(ctx context.Context, o *produceOptions, flags map[string]string)
 		log.Warn("PRODUCER_USE_TLS=false: samples travel unencrypted and unauthenticated; use only for testing")
 	}
 
-	outbox := spool.NewMemory(1000, int(min(cfg.SpoolMaxBytes, 1<<30)), 0)
+	sp, err := spool.OpenDisk(cfg.SpoolDir, spool.DiskOptions{
+		MaxBytes:       cfg.SpoolMaxBytes,
+		MaxAge:         cfg.SpoolMaxAge,
+		MemoryFallback: 1000,
+		Logger:         log,
+	})
+	if err != nil {
+		return &config.Error{File: cfg.File, Key: "PRODUCER_SPOOL_DIR", Msg: err.Error(), Fix: "point PRODUCER_SPOOL_DIR at a writable directory of its own"}
+	}
+	defer func() {
+		if err := sp.Close(); err != nil {
+			log.Error("close spool", "dir", cfg.SpoolDir, "err", err)
+		}
+	}()
 	hello := wire.Hello{
 		Node:         node,
 		AgentVersion: version,
 		BootID:       collect.BootID(cfg.ProcRoot),
-		SpoolID:      randomID(),
+		// The stream identity survives restarts with the spool, so the
+		// consumer can tell a replay from new data.
+		SpoolID: sp.SpoolID(),
 	}
 	client := transport.NewClient(transport.ClientOptions{
 		URLs:         cfg.URLs,
 		TLS:          tlsConf,
 		Hello:        hello,
-		Outbox:       outboxAdapter{outbox},
+		Outbox:       outboxAdapter{sp},
 		Logger:       log,
 		PingInterval: min(max(cfg.Interval, time.Second), 10*time.Second),
 		OfferJSON:    o.offerJS,
@@ -139,12 +152,12 @@ func runProduce(ctx context.Context, o *produceOptions, flags map[string]string)
 	go func() { done <- client.Run(ctx, o.drain) }()
 
 	sampleLoop(ctx, log, col, cfg.Interval, func(s *wire.Sample) error {
-		seq := outbox.LastSeq() + 1
-		payload, err := wire.Binary.Append(nil, &wire.Batch{Seq: seq, Samples: []wire.Sample{*s}})
-		if err != nil {
-			return fmt.Errorf("encode sample: %w", err)
-		}
-		return outbox.Append(seq, payload)
+		// AppendNext numbers and stores in one step: an acknowledgement from
+		// the consumer may move the spool's sequence on concurrently.
+		_, err := sp.AppendNext(func(seq uint64) ([]byte, error) {
+			return wire.Binary.Append(nil, &wire.Batch{Seq: seq, Samples: []wire.Sample{*s}})
+		})
+		return err
 	})
 	return <-done
 }
@@ -242,12 +255,6 @@ func human(b uint64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f%ci", float64(b)/float64(div), "KMGTP"[exp])
-}
-
-func randomID() string {
-	var b [16]byte
-	rand.Read(b[:])
-	return hex.EncodeToString(b[:])
 }
 
 // outboxAdapter presents a spool to the transport.

@@ -57,7 +57,7 @@ var Keys = []Key{
 	{Name: "PRODUCER_MAX_PROCS", Role: RoleProducer, Default: "15000", Doc: "Above this many processes, exact per-process collection stops and a max_procs event is raised."},
 	{Name: "PRODUCER_SPOOL_DIR", Role: RoleProducer, Doc: "Directory of the on-disk spool holding unacknowledged batches [~/.local/state/sysmon/spool]."},
 	{Name: "PRODUCER_SPOOL_MAX_BYTES", Role: RoleProducer, Default: "256MiB", Doc: "Spool size bound; beyond it the oldest per-process detail is shed first (recorded as an event)."},
-	{Name: "PRODUCER_SPOOL_MAX_AGE", Role: RoleProducer, Default: "168h", Doc: "Spooled batches older than this are shed (recorded as an event)."},
+	{Name: "PRODUCER_SPOOL_MAX_AGE", Role: RoleProducer, Default: "168h", Doc: "Spooled batches older than this lose their per-process detail (recorded as a spool_shed event); PRODUCER_SPOOL_MAX_BYTES bounds the rest."},
 	{Name: "PRODUCER_METRICS_ADDR", Role: RoleProducer, Doc: "Address serving Prometheus /metrics and /healthz for the producer. Empty disables."},
 }
 

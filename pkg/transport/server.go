@@ -464,7 +464,7 @@ func (se *session) fail(err error) {
 	case errors.As(err, &pe):
 		se.log.Warn("refusing producer", "reason", pe.Reason)
 		se.close(wire.ClosePolicyViolation, truncate(pe.Reason))
-	case errors.Is(err, wire.ErrTooBig):
+	case errors.Is(err, wire.ErrTooBig), errors.Is(err, websocket.ErrMessageTooBig):
 		se.log.Warn("closing session: message over limit", "err", err)
 		se.close(wire.CloseMessageTooBig, "message over limit")
 	case errors.As(err, &proto), errors.Is(err, wire.ErrMalformed):
