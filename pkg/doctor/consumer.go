@@ -127,6 +127,7 @@ func (c *checker) database(ctx context.Context, cfg *config.Consumer) {
 			return
 		}
 		c.r.pass(key, "not set: sysmon consume will run its own PostgreSQL from %s in %s", dir, cfg.DataDir)
+		c.writableDir("CONSUMER_DATA_DIR", cfg.DataDir)
 		return
 	}
 	cctx, cancel := context.WithTimeout(ctx, c.o.Timeout)

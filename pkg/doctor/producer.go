@@ -46,7 +46,8 @@ func (c *checker) producer(ctx context.Context, cfg *config.Producer) {
 			tlsConf = pki.ClientTLSConfig(*pair, t.pool, cfg.ServerName)
 		}
 	}
-	c.spoolDir(cfg.SpoolDir)
+	c.procRoot(cfg.ProcRoot)
+	c.writableDir("PRODUCER_SPOOL_DIR", cfg.SpoolDir)
 	if cfg.MetricsAddr != "" {
 		c.metricsAddr("PRODUCER_METRICS_ADDR", cfg.MetricsAddr)
 	}
@@ -85,15 +86,14 @@ func (c *checker) nodeBinding(cfg *config.Producer, leaf *x509.Certificate) {
 	c.r.pass("PRODUCER_NODE", "the certificate allows node %q", node)
 }
 
-// spoolDir checks that the spool directory exists and is writable, or can
-// be created.
-func (c *checker) spoolDir(dir string) {
+// writableDir checks that dir exists and is writable, or can be created.
+func (c *checker) writableDir(key, dir string) {
 	probe := dir
 	for {
 		fi, err := os.Stat(probe)
 		if err == nil {
 			if !fi.IsDir() {
-				c.r.add(Fail, "PRODUCER_SPOOL_DIR", "point it at a directory", "%s is not a directory", probe)
+				c.r.add(Fail, key, "point it at a directory", "%s is not a directory", probe)
 				return
 			}
 			break
@@ -106,16 +106,28 @@ func (c *checker) spoolDir(dir string) {
 	}
 	f, err := os.CreateTemp(probe, ".sysmon-check-*")
 	if err != nil {
-		c.r.add(Warn, "PRODUCER_SPOOL_DIR", "create it writable for the user running sysmon (the systemd unit's StateDirectory does)", "%s cannot be created or written: %v", dir, unwrapPath(err))
+		c.r.add(Warn, key, "create it writable for the user running sysmon (the systemd unit's StateDirectory does)", "%s cannot be created or written: %v", dir, unwrapPath(err))
 		return
 	}
 	f.Close()
 	os.Remove(f.Name())
 	if probe == dir {
-		c.r.pass("PRODUCER_SPOOL_DIR", "%s writable", dir)
+		c.r.pass(key, "%s writable", dir)
 	} else {
-		c.r.pass("PRODUCER_SPOOL_DIR", "%s can be created", dir)
+		c.r.pass(key, "%s can be created", dir)
 	}
+}
+
+// procRoot checks that the configured /proc is a mounted proc file system.
+func (c *checker) procRoot(root string) {
+	if root == "" {
+		root = "/proc"
+	}
+	if _, err := os.Stat(filepath.Join(root, "stat")); err != nil {
+		c.r.add(Fail, "PRODUCER_PROC_ROOT", "point it at the host's /proc (in a container: mount it, e.g. -v /proc:/host/proc:ro, and set /host/proc)", "%s is not a proc file system (no %s/stat)", root, root)
+		return
+	}
+	c.r.pass("PRODUCER_PROC_ROOT", "%s is a proc file system", root)
 }
 
 // consumerReachable connects to one consumer URL: TCP, then the TLS

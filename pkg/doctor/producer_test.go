@@ -111,6 +111,7 @@ func TestProducerBroken(t *testing.T) {
 		{"unknown key", map[string]string{"PRODUCER_COLOUR": "blue"}, doctor.Warn, "PRODUCER_COLOUR", "ignored"},
 		{"other role key", map[string]string{"CONSUMER_LISTEN_PORT": "1"}, doctor.Fail, "", "keep one role per file"},
 		{"spool is a file", map[string]string{"PRODUCER_SPOOL_DIR": f.server}, doctor.Fail, "PRODUCER_SPOOL_DIR", "not a directory"},
+		{"not proc", map[string]string{"PRODUCER_PROC_ROOT": "/tmp"}, doctor.Fail, "PRODUCER_PROC_ROOT", "not a proc file system"},
 		{"metrics addr", map[string]string{"PRODUCER_METRICS_ADDR": "9464"}, doctor.Fail, "PRODUCER_METRICS_ADDR", "not host:port"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
