@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"strings"
 
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
@@ -78,14 +77,4 @@ func warnAll(log *slog.Logger, warnings []string) {
 	for _, w := range warnings {
 		log.Warn(w)
 	}
-}
-
-// shortErr trims Go error chains to their outermost parts for log lines
-// shown to operators.
-func shortErr(err error) string {
-	s := err.Error()
-	if parts := strings.Split(s, ": "); len(parts) > 4 {
-		return strings.Join(parts[:2], ": ") + ": " + parts[len(parts)-1]
-	}
-	return s
 }

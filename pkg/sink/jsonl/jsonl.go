@@ -83,7 +83,8 @@ func (s *Sink) WriteBatch(_ context.Context, h *wire.Hello, b *wire.Batch) error
 			return err
 		}
 	} else {
-		if _, err := s.w.Write(line); err == nil {
+		_, err := s.w.Write(line)
+		if err == nil {
 			err = s.w.Flush()
 		}
 		if err != nil {
