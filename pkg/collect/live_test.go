@@ -266,7 +266,7 @@ func TestHeldStatDescriptors(t *testing.T) {
 		t.Helper()
 		n := 0
 		for _, p := range c.procs {
-			if p.statFD >= 0 {
+			if p.fd >= 0 {
 				n++
 			}
 		}
@@ -282,8 +282,8 @@ func TestHeldStatDescriptors(t *testing.T) {
 	}
 	pid := int32(sleep.Process.Pid)
 	p := c.procs[pid]
-	if p == nil || p.statFD < 0 {
-		t.Fatalf("sleep %d not held: %+v", pid, p)
+	if p == nil || p.fd < 0 || !p.fdSched {
+		t.Fatalf("sleep %d: schedstat not held: %+v", pid, p)
 	}
 	check("after first scan")
 	_ = sleep.Process.Kill()

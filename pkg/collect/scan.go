@@ -27,12 +27,23 @@ type proc struct {
 	top   uint32 // scan generation in which the process made the top set
 	fresh bool   // first seen in the current scan: rates are zero
 
-	// statFD is /proc/PID/stat held open across scans (-1 when not held):
-	// re-reading an open proc file skips the path lookup, which costs as
-	// much as the read itself. The descriptor is bound to the process,
-	// not the pid number, so after the process exits it fails with ESRCH
-	// and can never show a later process that reuses the pid.
-	statFD int
+	// fd is a /proc file of the process held open across scans (-1 when
+	// none): re-reading an open proc file from offset 0 skips the path
+	// lookup, which costs as much as the read itself. It is
+	// /proc/PID/schedstat (fdSched) for a single-threaded process, whose
+	// stat cannot change unless it runs, and /proc/PID/stat otherwise. The
+	// descriptor is bound to the process, not the pid number, so after
+	// the process exits it fails with ESRCH and can never show a later
+	// process that reuses the pid.
+	fd      int
+	fdSched bool
+
+	// The leader's schedstat as last read through fd; schedMoved says it
+	// changed in this scan.
+	schedExec  uint64
+	schedWait  uint64
+	schedNow   bool // read in this scan: update need not read it again
+	schedMoved bool
 
 	comm    string
 	state   byte
@@ -118,22 +129,26 @@ func (c *Collector) scan(ctx context.Context, now time.Time, dt time.Duration, s
 			return ctx.Err()
 		}
 		p := c.procs[pid]
+		if p != nil && p.fd >= 0 && p.fdSched && c.quiet(p, gen, &st) {
+			p.gen = gen
+			c.seen = append(c.seen, p)
+			continue
+		}
 		var b []byte
-		if p != nil && p.statFD >= 0 {
+		if p != nil && p.fd >= 0 && !p.fdSched {
 			var err error
-			if b, err = preadAll(p.statFD, c.statBuf); err != nil || len(b) == 0 {
+			if b, err = preadAll(p.fd, c.statBuf); err != nil || len(b) == 0 {
 				// The process we held exited (ESRCH); the pid
 				// may belong to another one by now.
-				c.closeStat(p)
+				c.closeFD(p)
 				b = nil
 			}
 		}
-		newFD := -1
+		newFD := -1 // a stat descriptor opened in this scan
 		if b == nil {
 			fd, err := c.dir.open(pid, "stat")
 			if err == nil {
-				b, err = preadAll(fd, c.statBuf)
-				if err == nil && len(b) > 0 && c.held < c.maxHeld {
+				if b, err = preadAll(fd, c.statBuf); err == nil && len(b) > 0 {
 					newFD = fd
 				} else {
 					unix.Close(fd)
@@ -162,24 +177,21 @@ func (c *Collector) scan(ctx context.Context, now time.Time, dt time.Duration, s
 			continue
 		}
 		if p == nil {
-			p = &proc{statFD: -1}
+			p = &proc{fd: -1}
 			c.procs[pid] = p
 			p.reset(pid, sf.starttime)
 		} else if p.start != sf.starttime {
-			c.closeStat(p)
+			c.closeFD(p)
 			p.reset(pid, sf.starttime)
 		}
-		if newFD >= 0 {
-			p.statFD = newFD
-			c.held++
-		}
 		c.update(p, &sf, now, dt, &st)
+		c.hold(p, newFD)
 		p.gen = gen
 		c.seen = append(c.seen, p)
 	}
 	for pid, p := range c.procs {
 		if p.gen != gen {
-			c.closeStat(p)
+			c.closeFD(p)
 			delete(c.procs, pid)
 		}
 	}
@@ -193,24 +205,98 @@ func (c *Collector) scan(ctx context.Context, now time.Time, dt time.Duration, s
 	return nil
 }
 
-// reset starts a new life for p; its stat descriptor must be closed.
+// reset starts a new life for p; its descriptor must be closed.
 func (p *proc) reset(pid int32, start uint64) {
-	*p = proc{pid: pid, start: start, fresh: true, statFD: -1}
+	*p = proc{pid: pid, start: start, fresh: true, fd: -1}
 }
 
-// closeStat releases p's held stat descriptor, if any.
-func (c *Collector) closeStat(p *proc) {
-	if p.statFD >= 0 {
-		unix.Close(p.statFD)
-		p.statFD = -1
+// closeFD releases p's held descriptor, if any.
+func (c *Collector) closeFD(p *proc) {
+	if p.fd >= 0 {
+		unix.Close(p.fd)
+		p.fd = -1
 		c.held--
 	}
+}
+
+// quiet reads the held schedstat of a single-threaded process and reports
+// whether the process can be taken as unchanged without reading its stat:
+// it did not run (run time and run-queue wait unchanged) and was not
+// runnable or in disk sleep when last seen. A task that did not run cannot
+// change its CPU time, state, threads or wait channel, nor grow its RSS;
+// what can change without it (RSS shrinking under reclaim, ppid after its
+// parent exits) waits for the refresh every statRefresh scans.
+func (c *Collector) quiet(p *proc, gen uint32, st *ScanStats) bool {
+	b, err := preadAll(p.fd, c.smallBuf)
+	if err != nil || len(b) == 0 {
+		c.closeFD(p) // exited; the stat read by path tells the rest
+		return false
+	}
+	exec, wait, err := parseSchedstat(b)
+	if err != nil {
+		return false
+	}
+	p.schedMoved = exec != p.schedExec || wait != p.schedWait
+	p.schedExec, p.schedWait, p.schedNow = exec, wait, true
+	if p.schedMoved || p.state == 'R' || p.state == 'D' || (uint32(p.pid)+gen)%statRefresh == 0 {
+		return false
+	}
+	p.fresh, p.schedNow = false, false
+	p.cpuPct, p.dRSS, p.readBps, p.writeBps, p.runqPct = 0, 0, 0, 0, 0
+	if p.ioDenied {
+		st.IODenied++
+	}
+	return true
+}
+
+// hold keeps the right descriptor of p open for the next scan: schedstat
+// for a single-threaded process, stat (fd, just opened, or -1) otherwise.
+// fd is closed when not kept.
+func (c *Collector) hold(p *proc, fd int) {
+	wantSched := c.schedstat && p.threads <= 1
+	if p.fd >= 0 && p.fdSched == wantSched {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return
+	}
+	c.closeFD(p)
+	if c.held >= c.maxHeld {
+		if fd >= 0 {
+			unix.Close(fd)
+		}
+		return
+	}
+	if !wantSched {
+		if fd >= 0 {
+			p.fd, p.fdSched = fd, false
+			c.held++
+		}
+		return
+	}
+	if fd >= 0 {
+		unix.Close(fd)
+	}
+	sfd, err := c.dir.open(p.pid, "schedstat")
+	if err != nil {
+		return
+	}
+	b, err := preadAll(sfd, c.smallBuf)
+	if err == nil && len(b) > 0 {
+		if exec, wait, err := parseSchedstat(b); err == nil {
+			p.schedExec, p.schedWait = exec, wait
+			p.fd, p.fdSched = sfd, true
+			c.held++
+			return
+		}
+	}
+	unix.Close(sfd)
 }
 
 // forget drops every remembered process and its descriptor.
 func (c *Collector) forget() {
 	for _, p := range c.procs {
-		c.closeStat(p)
+		c.closeFD(p)
 	}
 	clear(c.procs)
 }
@@ -255,7 +341,8 @@ func (c *Collector) update(p *proc, sf *statFields, now time.Time, dt time.Durat
 	if born {
 		p.cpuPct = float64(ticks) / clockTicks / secs * 100
 	}
-	active := fresh || ticks != p.ticks || sf.state != prevState || sf.state == 'R' || sf.state == 'D'
+	active := fresh || ticks != p.ticks || sf.state != prevState || sf.state == 'R' || sf.state == 'D' ||
+		p.schedNow && p.schedMoved
 	if !fresh && secs > 0 {
 		if ticks >= p.ticks {
 			p.cpuPct = float64(ticks-p.ticks) / clockTicks / secs * 100
@@ -269,7 +356,9 @@ func (c *Collector) update(p *proc, sf *statFields, now time.Time, dt time.Durat
 	if active && c.schedstat {
 		var wait uint64
 		have := false
-		if p.threads <= 1 {
+		if p.threads <= 1 && p.schedNow {
+			wait, have = p.schedWait, true
+		} else if p.threads <= 1 {
 			if b, err := c.dir.readFile(p.pid, "schedstat", c.smallBuf); err == nil {
 				if _, w, err := parseSchedstat(b); err == nil {
 					wait, have = w, true
@@ -331,11 +420,16 @@ func (c *Collector) update(p *proc, sf *statFields, now time.Time, dt time.Durat
 	if !p.lifeDone {
 		c.readLife(p)
 	}
+	p.schedNow, p.schedMoved = false, false
 }
 
 // threadReads is about the most per-thread schedstat reads one process
 // costs per scan, amortized.
 const threadReads = 512
+
+// statRefresh: the stat of a quiet single-threaded process is re-read
+// every this many scans anyway (see quiet).
+const statRefresh = 16
 
 // wchanRefresh: an idle process's wait channel is re-read every this many
 // scans.
