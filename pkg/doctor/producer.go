@@ -58,12 +58,8 @@ func (c *checker) producer(ctx context.Context, cfg *config.Producer) {
 	if !c.ok("PRODUCER_URLS", "PRODUCER_IP", "PRODUCER_PORT", "PRODUCER_USE_TLS") {
 		return
 	}
-	if cfg.UseTLS && tlsConf == nil {
-		c.r.add(Warn, urlKey, "fix the certificate problems above first", "consumer connection not tried: no usable client certificate and CA")
-		return
-	}
 	for _, u := range cfg.URLs {
-		c.consumerReachable(ctx, urlKey, u, tlsConf)
+		c.consumerReachable(ctx, urlKey, u, cfg.UseTLS, tlsConf)
 	}
 }
 
@@ -134,7 +130,7 @@ func (c *checker) procRoot(root string) {
 // handshake with the producer's certificate, then one HTTP request, whose
 // answer proves the consumer accepted the certificate (with TLS 1.3 a
 // refused client certificate shows only on the first read).
-func (c *checker) consumerReachable(ctx context.Context, key, rawURL string, tlsConf *tls.Config) {
+func (c *checker) consumerReachable(ctx context.Context, key, rawURL string, useTLS bool, tlsConf *tls.Config) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
 		c.r.add(Fail, key, "use wss://host:port/", "%q: %v", rawURL, err)
@@ -158,6 +154,10 @@ func (c *checker) consumerReachable(ctx context.Context, key, rawURL string, tls
 		conn.SetDeadline(dl)
 	}
 	c.r.pass(key, "consumer %s reachable", hostport)
+	if useTLS && tlsConf == nil {
+		c.r.add(Warn, "PRODUCER_CERTFILE", "fix the certificate problems above, then check again", "TLS handshake with %s not tried: no usable client certificate and CA", hostport)
+		return
+	}
 
 	var rw net.Conn = conn
 	if tlsConf != nil {
