@@ -227,13 +227,14 @@ func runSetup(o *setupOptions, values map[string]string, ask bool) error {
 			return err
 		}
 	}
+	// Refuse bad values before minting anything.
+	if err := validateSetup(o, values); err != nil {
+		return err
+	}
 	if o.caDir != "" {
 		if err := mintCertificate(o, values); err != nil {
 			return err
 		}
-	}
-	if err := validateSetup(o, values); err != nil {
-		return err
 	}
 	backup, err := config.WriteEnvFile(o.out, o.role, values)
 	if err != nil {

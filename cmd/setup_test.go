@@ -102,6 +102,21 @@ func TestSetupFromFlags(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "p.env")); err == nil {
 		t.Error("a file was written for a bad value")
 	}
+	// ... and before a certificate is minted for it.
+	caDir := filepath.Join(dir, "certs")
+	newTestCA(t, caDir)
+	code, _, stderr = runCLIIn(t, strings.NewReader(""), "setup", "producer", "--interval", "fast", "--ca-dir", caDir, "--out", filepath.Join(dir, "p.env"))
+	if code != 2 || !strings.Contains(stderr, "PRODUCER_INTERVAL") {
+		t.Errorf("bad interval: exit %d: %s", code, stderr)
+	}
+	if minted, _ := filepath.Glob(filepath.Join(caDir, "client_keys", "*")); len(minted) != 0 {
+		t.Errorf("minted %v for a refused setup", minted)
+	}
+	// A CA directory without a CA is a usage error with a hint.
+	code, _, stderr = runCLIIn(t, strings.NewReader(""), "setup", "consumer", "--ca-dir", filepath.Join(dir, "nothing"), "--out", filepath.Join(dir, "c.env"))
+	if code != 2 || !strings.Contains(stderr, "sysmon ca init") {
+		t.Errorf("missing CA: exit %d: %s", code, stderr)
+	}
 }
 
 // TestSetupMintsCertificates runs both roles with --ca-dir and checks the
