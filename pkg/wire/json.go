@@ -64,6 +64,13 @@ func (jsonCodec) Decode(src []byte) (Message, error) {
 	if len(src) > MaxMessageBytes {
 		return nil, fmt.Errorf("decode json: %d bytes: %w", len(src), ErrTooBig)
 	}
+	// encoding/json allocates every object before Validate can count rows,
+	// so bound the objects up front: a 4 MiB message of empty rows would
+	// otherwise unfold into hundreds of megabytes. '{' inside strings only
+	// over-counts, which errs on the safe side.
+	if n := bytes.Count(src, []byte{'{'}); n > MaxRowsPerMessage {
+		return nil, fmt.Errorf("decode json: %d objects: %w", n, ErrTooBig)
+	}
 	var env envelope
 	if name, ok := leadingType(src); ok {
 		env.Type = name // full validity is checked by the Unmarshal below
