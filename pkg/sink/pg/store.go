@@ -46,6 +46,22 @@ type Options struct {
 	QueueLen int
 }
 
+// Stats counts what the store did since Open.
+type Stats struct {
+	Groups   uint64 // transactions committed
+	Batches  uint64 // batches committed
+	Skipped  uint64 // batches skipped as already committed (replays)
+	Rows     uint64 // rows committed, all tables
+	Rejected uint64 // rows PostgreSQL refused, left out of their batch
+	Failed   uint64 // WriteBatch results that were errors
+}
+
+// Stats returns the counters, for metrics.
+func (s *Store) Stats() Stats {
+	return Stats{Groups: s.stats.groups.Load(), Batches: s.stats.batches.Load(), Skipped: s.stats.skipped.Load(),
+		Rows: s.stats.rows.Load(), Rejected: s.stats.rejected.Load(), Failed: s.stats.failed.Load()}
+}
+
 // ErrClosed is returned by WriteBatch after Close.
 var ErrClosed = errors.New("pg store closed")
 
@@ -64,6 +80,7 @@ type Store struct {
 	streams  map[streamKey]bool // stream rows known to exist
 
 	failing atomic.Bool // last group failed for want of the database
+	stats   struct{ groups, batches, skipped, rows, rejected, failed atomic.Uint64 }
 
 	// ctx bounds every commit; Close cancels it when the last groups
 	// take too long (the database is down), failing them unacknowledged.
@@ -330,6 +347,7 @@ func (s *Store) commitGroup(group []*request) {
 			err := s.writeWithRetry(ctx, []*request{r}, true)
 			if err != nil {
 				s.log.Warn("batch not stored", "node", r.key.node, "spool", r.key.spool, "seq", r.seq, "err", err)
+				s.stats.failed.Add(1)
 				last = err
 			}
 			r.done <- err
@@ -338,6 +356,9 @@ func (s *Store) commitGroup(group []*request) {
 		return
 	}
 	s.setHealth(err)
+	if err != nil {
+		s.stats.failed.Add(uint64(len(group)))
+	}
 	for _, r := range group {
 		r.done <- err
 	}
@@ -541,14 +562,15 @@ func (s *Store) write(ctx context.Context, group []*request, salvage bool) error
 	// committed sequence.
 	var prc []prcRow
 	var other [6][][]any
-	skipped := 0
+	skipped, nrows := 0, 0
 	for _, r := range group {
 		if int64(r.seq) <= last[r.key] {
 			skipped++
 			continue
 		}
 		last[r.key] = int64(r.seq)
-		if prc == nil {
+		nrows += r.rows.rows()
+		if len(group) == 1 {
 			prc = r.rows.prc
 		} else {
 			prc = append(prc, r.rows.prc...)
@@ -558,6 +580,7 @@ func (s *Store) write(ctx context.Context, group []*request, salvage bool) error
 		}
 	}
 	if skipped == len(group) {
+		s.stats.skipped.Add(uint64(skipped))
 		return nil // all replays: nothing to commit
 	}
 	copyPrc := func(lo, hi int) error {
@@ -565,6 +588,7 @@ func (s *Store) write(ctx context.Context, group []*request, salvage bool) error
 		return err
 	}
 	var rejects [][]any
+	nrejected := 0
 	salvaging := salvage && len(group) == 1
 	copyTable := func(table string, n int, copyRange func(lo, hi int) error) error {
 		if n == 0 {
@@ -581,6 +605,7 @@ func (s *Store) write(ctx context.Context, group []*request, salvage bool) error
 			return fmt.Errorf("write batches: copy %s: %w", table, err)
 		}
 		if rejected > 0 {
+			nrejected += rejected
 			r := group[0]
 			rejects = append(rejects, []any{r.key.node, s.now(), EventRejected, table,
 				fmt.Sprintf("batch %d: %d of %d rows rejected by PostgreSQL, the rest stored; first error: %v", r.seq, rejected, n, first)})
@@ -627,6 +652,11 @@ func (s *Store) write(ctx context.Context, group []*request, salvage bool) error
 	if err := tx.Commit(ctx); err != nil {
 		return fmt.Errorf("write batches: commit: %w", err)
 	}
+	s.stats.groups.Add(1)
+	s.stats.batches.Add(uint64(len(group) - skipped))
+	s.stats.skipped.Add(uint64(skipped))
+	s.stats.rows.Add(uint64(nrows - nrejected + len(rejects)))
+	s.stats.rejected.Add(uint64(nrejected))
 	s.log.Debug("group committed", "batches", len(group), "skipped", skipped, "prc_rows", len(prc),
 		"lock", tl.Sub(t0), "copy", tc.Sub(tl), "commit", time.Since(tc))
 	s.streamMu.Lock()

@@ -218,6 +218,9 @@ func TestReplaySkipped(t *testing.T) {
 			t.Fatalf("OpenStream after 2 batches = %d, %v", seq, err)
 		}
 	}
+	if st := s.Stats(); st.Batches+s2.Stats().Batches != 2 || st.Skipped+s2.Stats().Skipped != 4 || st.Rows+s2.Stats().Rows != 2*(3*(5+5)) {
+		t.Fatalf("stats %+v + %+v: want 2 batches, 4 skipped, 60 rows", st, s2.Stats())
+	}
 	// Another spool of the same node is another stream.
 	write(t, s, hello("node-a", "spool-2"), batch(1, now.Add(time.Minute), 1, 1))
 	if n := count(t, s, "SELECT count(*) FROM host"); n != 7 {
