@@ -65,6 +65,7 @@ type Collector struct {
 	tids     []int32
 	taskPath []byte
 	users    map[uint32]string
+	passwd   map[uint32]string // the host's /etc/passwd when ProcRoot is not /proc
 	strs     map[string]string // interned wait channels and app names
 	appAgg   map[appKey]appAgg
 	funCmd   map[string]uint32
@@ -169,6 +170,9 @@ func New(opts Options) (*Collector, error) {
 		c.procfs = true
 		c.maxHeld = maxHeldFDs()
 	}
+	if filepath.Clean(opts.ProcRoot) != DefaultProcRoot {
+		c.passwd = readPasswd(filepath.Join(opts.ProcRoot, "1/root/etc/passwd"))
+	}
 	if opts.StatusCmd != "" {
 		c.ticker = newStatusRunner(opts.StatusCmd, opts.StatusTimeout, opts.Logger)
 	}
@@ -243,9 +247,11 @@ func (c *Collector) Sample(ctx context.Context) (*wire.Sample, error) {
 	return s, nil
 }
 
-// HostName returns the kernel's host name under procRoot
-// (sys/kernel/hostname), which for a /proc mounted from a host is the
-// host's and not the container's; it falls back to os.Hostname.
+// HostName returns the kernel's host name read under procRoot
+// (sys/kernel/hostname), falling back to os.Hostname. The kernel answers
+// for the reader's UTS namespace, so a producer in a container reports the
+// host's name only when it shares the host's (docker --uts=host); otherwise
+// set PRODUCER_NODE.
 func HostName(procRoot string) string {
 	if h := readTrim(filepath.Join(procRoot, "sys/kernel/hostname")); h != "" {
 		return h

@@ -2,6 +2,7 @@ package collect
 
 import (
 	"bytes"
+	"os"
 	"os/user"
 	"strconv"
 	"unsafe"
@@ -29,20 +30,49 @@ func (c *Collector) readLife(p *proc) {
 	}
 }
 
-// userName resolves uid through the user database of the producer's own
-// system (os/user), caching the answer; an unknown uid is shown as its
-// number.
+// userName resolves uid, caching the answer; an unknown uid is shown as its
+// number. With the default /proc the producer's own user database answers
+// (os/user, NSS included). With /proc mounted from a host elsewhere
+// (PRODUCER_PROC_ROOT in a container), the container's database would name
+// the host's users wrongly, so the host's /etc/passwd is read through its
+// init process (ROOT/1/root/etc/passwd) instead, when readable.
 func (c *Collector) userName(uid uint32) string {
 	if n, ok := c.users[uid]; ok {
 		return n
 	}
 	id := strconv.FormatUint(uint64(uid), 10)
 	n := id
-	if u, err := user.LookupId(id); err == nil && u.Username != "" {
+	if c.passwd != nil {
+		if name, ok := c.passwd[uid]; ok {
+			n = name
+		}
+	} else if u, err := user.LookupId(id); err == nil && u.Username != "" {
 		n = cleanText([]byte(u.Username))
 	}
 	c.users[uid] = n
 	return n
+}
+
+// readPasswd parses an /etc/passwd file into uid -> name; nil when it
+// cannot be read.
+func readPasswd(path string) map[uint32]string {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	m := make(map[uint32]string)
+	for line := range bytes.SplitSeq(b, []byte("\n")) {
+		f := bytes.SplitN(line, []byte(":"), 4)
+		if len(f) < 3 || len(f[0]) == 0 || f[0][0] == '#' {
+			continue
+		}
+		if uid, err := parseUint(f[2]); err == nil && uid <= 1<<32-1 {
+			if _, dup := m[uint32(uid)]; !dup {
+				m[uint32(uid)] = cleanText(f[0])
+			}
+		}
+	}
+	return m
 }
 
 // intern returns a string equal to b, sharing one copy per distinct value so

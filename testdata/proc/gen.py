@@ -36,7 +36,7 @@ def proc(root, pid, comm, *, state="S", ppid=1, flags=4194560, ticks=(0, 0), thr
          cgroup="0::/\n", cmdline=b"", wchan="do_sys_poll", fds=3, tasks=None,
          io_dir=False, stat_dir=False):
     d = os.path.join(root, str(pid))
-    os.makedirs(d)
+    os.makedirs(d, exist_ok=True)
     if stat_dir:
         # Root reads through any mode, so an unreadable file is stood in
         # for by a directory: reading it fails with EISDIR, like EACCES a
@@ -90,6 +90,9 @@ def tree(name, t):
          cpu=(10000 + 300 * t, 500 + 20 * t, 3000 + 100 * t, 80000 + 500 * t, 200 + 40 * t,
               50 + 10 * t, 50 + 10 * t, 0 + 20 * t),
          oom=3 + 2 * t, running=3, uptime=93784.12 + 2 * t)
+    # The host's user database as seen through its init process.
+    w(os.path.join(root, "1", "root", "etc", "passwd"),
+      "root:x:0:0:root:/root:/bin/bash\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\n")
     proc(root, 1, "systemd", ppid=0, ticks=(500, 300), start=1, cgroup=V2.format("/init.scope"),
          cmdline=b"/sbin/init\0splash\0", wchan="ep_poll", sched=(8 * 10**9, 10**8))
     proc(root, 2, "kthreadd", ppid=0, flags=0x00208040, start=2, rss=0, vsize=0,
