@@ -26,11 +26,15 @@ type Consumer struct {
 
 	framesReceived prometheus.Counter
 	rowsReceived   prometheus.Counter
-	rowsCommitted  prometheus.Counter
-	batchesDedup   prometheus.Counter
-	dbErrors       prometheus.Counter
-	latency        prometheus.Histogram
-	certs          *certExpiry
+	// Rows committed and batches deduplicated are counted here from
+	// OnBatch, unless the store reports its own (SetStoreStats), which
+	// knows about rows it rejected and replays it skipped.
+	rowsCommitted atomic.Uint64
+	batchesDedup  atomic.Uint64
+	store         atomic.Pointer[func() StoreStats]
+	dbErrors      prometheus.Counter
+	latency       prometheus.Histogram
+	certs         *certExpiry
 
 	inflight  atomic.Int64
 	connected atomic.Pointer[func() int]
@@ -64,14 +68,6 @@ func NewConsumer(version string) *Consumer {
 			Name: "sysmon_consumer_rows_received_total",
 			Help: "Table rows in the batch frames received.",
 		}),
-		rowsCommitted: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sysmon_consumer_rows_committed_total",
-			Help: "Table rows made durable (deduplicated batches excluded).",
-		}),
-		batchesDedup: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "sysmon_consumer_batches_deduplicated_total",
-			Help: "Batches acknowledged without writing because their sequence was already durable (producer resends).",
-		}),
 		dbErrors: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "sysmon_consumer_db_errors_total",
 			Help: "Failed sink calls (database writes and stream opens); each retry that fails counts.",
@@ -84,7 +80,7 @@ func NewConsumer(version string) *Consumer {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
 	}
-	c.reg.MustRegister(c.framesReceived, c.rowsReceived, c.rowsCommitted, c.batchesDedup, c.dbErrors, c.latency, c.certs,
+	c.reg.MustRegister(c.framesReceived, c.rowsReceived, c.dbErrors, c.latency, c.certs, &storeCollector{c: c},
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 			Name: "sysmon_consumer_queue_depth",
 			Help: "Batches handed to the sink and not yet durable.",
@@ -113,6 +109,48 @@ func (c *Consumer) SetConnected(f func() int) { c.connected.Store(&f) }
 // a zero time removes it.
 func (c *Consumer) SetCertExpiry(name string, notAfter time.Time) { c.certs.set(name, notAfter) }
 
+// StoreStats is what a database sink counts itself (pkg/sink/pg's Stats).
+type StoreStats struct {
+	Rows     uint64 // rows committed
+	Skipped  uint64 // batches skipped as already committed
+	Rejected uint64 // rows the database refused, left out of their batch
+}
+
+// SetStoreStats makes the rows-committed and batches-deduplicated counters
+// report f's figures instead of the hooks' own estimate, and adds the
+// rejected-rows counter. f is called once per scrape.
+func (c *Consumer) SetStoreStats(f func() StoreStats) { c.store.Store(&f) }
+
+var (
+	descRowsCommitted = prometheus.NewDesc("sysmon_consumer_rows_committed_total",
+		"Table rows made durable (deduplicated batches and rejected rows excluded).", nil, nil)
+	descBatchesDedup = prometheus.NewDesc("sysmon_consumer_batches_deduplicated_total",
+		"Batches acknowledged without writing because their sequence was already durable (producer resends).", nil, nil)
+	descRowsRejected = prometheus.NewDesc("sysmon_consumer_rows_rejected_total",
+		"Rows the database refused (left out of their batch, recorded as events); reported when the store counts them.", nil, nil)
+)
+
+// storeCollector reports the counters that the store may own.
+type storeCollector struct{ c *Consumer }
+
+func (s *storeCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descRowsCommitted
+	ch <- descBatchesDedup
+	ch <- descRowsRejected
+}
+
+func (s *storeCollector) Collect(ch chan<- prometheus.Metric) {
+	if f := s.c.store.Load(); f != nil {
+		st := (*f)()
+		ch <- prometheus.MustNewConstMetric(descRowsCommitted, prometheus.CounterValue, float64(st.Rows))
+		ch <- prometheus.MustNewConstMetric(descBatchesDedup, prometheus.CounterValue, float64(st.Skipped))
+		ch <- prometheus.MustNewConstMetric(descRowsRejected, prometheus.CounterValue, float64(st.Rejected))
+		return
+	}
+	ch <- prometheus.MustNewConstMetric(descRowsCommitted, prometheus.CounterValue, float64(s.c.rowsCommitted.Load()))
+	ch <- prometheus.MustNewConstMetric(descBatchesDedup, prometheus.CounterValue, float64(s.c.batchesDedup.Load()))
+}
+
 // WrapSink returns s with frames received, rows received, sink errors and
 // queue depth counted. It does not change what s does.
 func (c *Consumer) WrapSink(s Sink) Sink { return &countingSink{c: c, s: s} }
@@ -130,10 +168,10 @@ func (c *Consumer) OnBatch(h *wire.Hello, b *wire.Batch, latency time.Duration) 
 	}
 	c.mu.Unlock()
 	if dup {
-		c.batchesDedup.Inc()
+		c.batchesDedup.Add(1)
 		return
 	}
-	c.rowsCommitted.Add(float64(Rows(b)))
+	c.rowsCommitted.Add(uint64(Rows(b)))
 }
 
 // stream returns the state of h's stream; c.mu must be held.

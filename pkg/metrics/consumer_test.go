@@ -238,6 +238,33 @@ func TestConsumerRetriesDedupAndQueue(t *testing.T) {
 	}
 }
 
+// TestStoreStats: a store that counts for itself wins over the hooks'
+// estimate.
+func TestStoreStats(t *testing.T) {
+	m := metrics.NewConsumer("test")
+	h := &wire.Hello{Node: "n", SpoolID: "s"}
+	m.OnBatch(h, batch(1, 3), time.Millisecond)
+	base := serve(t, m.Registry(), nil)
+	fams := scrape(t, base)
+	if got := value(t, fams, "sysmon_consumer_rows_committed_total"); got != 5 {
+		t.Errorf("rows committed from hooks = %v, want 5", got)
+	}
+	if fams["sysmon_consumer_rows_rejected_total"] != nil {
+		t.Error("rows rejected reported without a store that counts them")
+	}
+	m.SetStoreStats(func() metrics.StoreStats { return metrics.StoreStats{Rows: 41, Skipped: 2, Rejected: 1} })
+	fams = scrape(t, base)
+	for name, want := range map[string]float64{
+		"sysmon_consumer_rows_committed_total":       41,
+		"sysmon_consumer_batches_deduplicated_total": 2,
+		"sysmon_consumer_rows_rejected_total":        1,
+	} {
+		if got := value(t, fams, name); got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+}
+
 func TestRows(t *testing.T) {
 	if metrics.Rows(nil) != 0 {
 		t.Error("nil batch has rows")
