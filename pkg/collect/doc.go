@@ -84,7 +84,9 @@
 // bounded by Options.StatusTimeout, and a sample carries the output of the
 // last finished run, so a hung command never delays sampling.
 //
-// Events are raised once per crossing: suspect_rss when a process's RSS
+// Events are raised once per crossing, from the second sample on (the
+// first primes the rates and is commonly dropped, and its crossings must
+// not be lost with it): suspect_rss when a process's RSS
 // rises above Options.SuspectRSS (re-armed below 90% of it), max_procs
 // when the process count rises above Options.MaxProcs (per-process
 // collection then pauses, as the original's top_max_procs), oom_kill when

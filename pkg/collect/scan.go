@@ -110,7 +110,7 @@ func (c *Collector) scan(ctx context.Context, now time.Time, dt time.Duration, s
 	if len(c.pids) > c.opts.MaxProcs {
 		// Like the original's top_max_procs: past the limit a full scan
 		// would cost too much, so only the count is reported.
-		if !c.overMax {
+		if !c.overMax && dt > 0 {
 			c.overMax = true
 			s.Events = append(s.Events, wire.Event{Time: now.UTC(), Kind: "max_procs", Subject: c.hostname,
 				Detail: fmt.Sprintf("%d processes, over the limit of %d: per-process collection paused", len(c.pids), c.opts.MaxProcs)})
@@ -198,7 +198,12 @@ func (c *Collector) scan(ctx context.Context, now time.Time, dt time.Duration, s
 	s.ProcsSeen = uint32(len(c.seen))
 	c.lastStats = st
 
-	c.suspectEvents(now, s)
+	// Events wait for the second sample: the first primes the rates and
+	// callers commonly drop it, which would lose the crossings of what
+	// was already over a limit when the producer started.
+	if dt > 0 {
+		c.suspectEvents(now, s)
+	}
 	c.buildTop(s)
 	c.buildApps(s)
 	c.buildFuns(s)
