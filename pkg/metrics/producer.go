@@ -23,6 +23,12 @@ type ProducerState struct {
 	// taken; zero when nothing waits.
 	OldestUnsent time.Time
 	Connected    bool
+	// ShedSamples and DroppedBatches count what the spool's bounds threw
+	// away (per-process detail of samples, whole batches) since start.
+	ShedSamples    uint64
+	DroppedBatches uint64
+	// SpoolError says why the spool cannot write to disk; "" when it can.
+	SpoolError string
 }
 
 // Producer holds the producer's metrics. Its methods are safe for
@@ -109,20 +115,27 @@ func (p *Producer) LogStatus(ctx context.Context, log *slog.Logger, every time.D
 
 func (p *Producer) logLine(log *slog.Logger, cur, last Status) {
 	lvl := slog.LevelInfo
-	if !cur.Connected && cur.SpooledBatches > 0 {
+	if (!cur.Connected && cur.SpooledBatches > 0) || cur.SpoolError != "" || cur.DroppedBatches > last.DroppedBatches {
 		lvl = slog.LevelWarn
 	}
-	log.Log(context.Background(), lvl, "producer status",
+	attrs := []any{
 		"connected", cur.Connected,
 		"samples", cur.SamplesTaken,
-		"samples_new", cur.SamplesTaken-min(last.SamplesTaken, cur.SamplesTaken),
+		"samples_new", cur.SamplesTaken - min(last.SamplesTaken, cur.SamplesTaken),
 		"sent", cur.BatchesSent,
 		"acked", cur.BatchesAcked,
-		"acked_new", cur.BatchesAcked-min(last.BatchesAcked, cur.BatchesAcked),
+		"acked_new", cur.BatchesAcked - min(last.BatchesAcked, cur.BatchesAcked),
 		"spooled_batches", cur.SpooledBatches,
 		"spooled_bytes", cur.SpooledBytes,
 		"oldest_unsent", cur.OldestUnsentAge.Round(time.Second).String(),
-	)
+	}
+	if cur.ShedSamples > 0 || cur.DroppedBatches > 0 {
+		attrs = append(attrs, "shed_samples", cur.ShedSamples, "dropped_batches", cur.DroppedBatches)
+	}
+	if cur.SpoolError != "" {
+		attrs = append(attrs, "spool_error", cur.SpoolError)
+	}
+	log.Log(context.Background(), lvl, "producer status", attrs...)
 }
 
 // stateCollector turns one state reading into the state-derived metrics,
@@ -142,10 +155,16 @@ var (
 		"Age of the oldest batch not yet acknowledged; 0 when nothing waits.", nil, nil)
 	descConnected = prometheus.NewDesc("sysmon_producer_connected",
 		"1 while a session with a consumer is open, else 0.", nil, nil)
+	descShed = prometheus.NewDesc("sysmon_producer_spool_shed_samples_total",
+		"Samples whose per-process detail the spool's bounds shed.", nil, nil)
+	descDropped = prometheus.NewDesc("sysmon_producer_spool_dropped_batches_total",
+		"Whole batches the spool's bounds dropped unsent.", nil, nil)
+	descSpoolOK = prometheus.NewDesc("sysmon_producer_spool_disk_ok",
+		"1 while the spool writes to disk, 0 while it holds batches in memory only.", nil, nil)
 )
 
 func (c *stateCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descSent, descAcked, descSpooledBatches, descSpooledBytes, descOldest, descConnected} {
+	for _, d := range []*prometheus.Desc{descSent, descAcked, descSpooledBatches, descSpooledBytes, descOldest, descConnected, descShed, descDropped, descSpoolOK} {
 		ch <- d
 	}
 }
@@ -162,4 +181,11 @@ func (c *stateCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descSpooledBytes, prometheus.GaugeValue, float64(s.SpooledBytes))
 	ch <- prometheus.MustNewConstMetric(descOldest, prometheus.GaugeValue, s.OldestUnsentAge.Seconds())
 	ch <- prometheus.MustNewConstMetric(descConnected, prometheus.GaugeValue, conn)
+	ch <- prometheus.MustNewConstMetric(descShed, prometheus.CounterValue, float64(s.ShedSamples))
+	ch <- prometheus.MustNewConstMetric(descDropped, prometheus.CounterValue, float64(s.DroppedBatches))
+	diskOK := 1.0
+	if s.SpoolError != "" {
+		diskOK = 0
+	}
+	ch <- prometheus.MustNewConstMetric(descSpoolOK, prometheus.GaugeValue, diskOK)
 }

@@ -18,7 +18,8 @@ func TestProducerScrape(t *testing.T) {
 	oldest := time.Now().Add(-90 * time.Second)
 	p := metrics.NewProducer("v1", func() metrics.ProducerState {
 		calls.Add(1)
-		return metrics.ProducerState{BatchesSent: 12, BatchesAcked: 10, SpooledBatches: 2, SpooledBytes: 4096, OldestUnsent: oldest, Connected: true}
+		return metrics.ProducerState{BatchesSent: 12, BatchesAcked: 10, SpooledBatches: 2, SpooledBytes: 4096, OldestUnsent: oldest, Connected: true,
+			ShedSamples: 3, DroppedBatches: 1, SpoolError: "disk full"}
 	})
 	for range 7 {
 		p.SampleTaken()
@@ -27,12 +28,15 @@ func TestProducerScrape(t *testing.T) {
 	base := serve(t, p.Registry(), nil)
 	fams := scrape(t, base)
 	for name, want := range map[string]float64{
-		"sysmon_producer_samples_taken_total": 7,
-		"sysmon_producer_batches_sent_total":  12,
-		"sysmon_producer_batches_acked_total": 10,
-		"sysmon_producer_spooled_batches":     2,
-		"sysmon_producer_spooled_bytes":       4096,
-		"sysmon_producer_connected":           1,
+		"sysmon_producer_samples_taken_total":         7,
+		"sysmon_producer_batches_sent_total":          12,
+		"sysmon_producer_batches_acked_total":         10,
+		"sysmon_producer_spooled_batches":             2,
+		"sysmon_producer_spooled_bytes":               4096,
+		"sysmon_producer_connected":                   1,
+		"sysmon_producer_spool_shed_samples_total":    3,
+		"sysmon_producer_spool_dropped_batches_total": 1,
+		"sysmon_producer_spool_disk_ok":               0,
 	} {
 		if got := value(t, fams, name); got != want {
 			t.Errorf("%s = %v, want %v", name, got, want)
@@ -44,7 +48,7 @@ func TestProducerScrape(t *testing.T) {
 	if d := value(t, fams, "sysmon_producer_cert_expiry_days", "cert", "client"); d > -0.99 || d < -1.01 {
 		t.Errorf("expired certificate shows %v days, want -1", d)
 	}
-	// One state reading serves all six state metrics of a scrape.
+	// One state reading serves all the state metrics of a scrape.
 	if n := calls.Load(); n != 1 {
 		t.Errorf("state callback ran %d times for one scrape", n)
 	}
