@@ -11,9 +11,11 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/spf13/cobra"
 
 	"github.com/sysmon/sysmon/pkg/config"
@@ -235,11 +237,11 @@ func openStore(ctx context.Context, cfg *config.Consumer, log *slog.Logger) (*pg
 		url = srv.URL()
 		log.Info("private PostgreSQL ready; point Grafana at it", "url", srv.URL())
 	}
-	store, err := pg.Open(ctx, url, pg.Options{
+	store, err := openWithRetry(ctx, url, pg.Options{
 		RetentionDays: cfg.RetentionDays,
 		DaysAhead:     cfg.PartitionDaysAhead,
 		Logger:        log,
-	})
+	}, log)
 	if err != nil {
 		if embedded != nil {
 			embedded.Stop(context.Background())
@@ -257,6 +259,35 @@ func openStore(ctx context.Context, cfg *config.Consumer, log *slog.Logger) (*pg
 			}
 		}
 	}, nil
+}
+
+// openWithRetry opens the store, waiting for a database that is down or
+// starting (producers keep their data meanwhile); it gives up at once on
+// what waiting cannot fix: wrong credentials or a missing database.
+func openWithRetry(ctx context.Context, url string, o pg.Options, log *slog.Logger) (*pg.Store, error) {
+	delay := time.Second
+	for attempt := 0; ; attempt++ {
+		store, err := pg.Open(ctx, url, o)
+		if err == nil {
+			if attempt > 0 {
+				log.Info("database reachable; starting")
+			}
+			return store, nil
+		}
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && (strings.HasPrefix(pgErr.Code, "28") || pgErr.Code == "3D000" || pgErr.Code == "42501") {
+			return nil, err // authentication, missing database, no privilege
+		}
+		if attempt == 0 {
+			log.Warn("database not reachable; retrying until it is", "err", err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, 30*time.Second)
+	}
 }
 
 func reachable(ctx context.Context, url string) bool {
