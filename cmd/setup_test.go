@@ -129,7 +129,7 @@ func TestSetupMintsCertificates(t *testing.T) {
 	cons, prod := filepath.Join(dir, "consumer.env"), filepath.Join(dir, "producer.env")
 	port := freeTCPPort(t)
 	code, stdout, stderr := runCLIIn(t, nil, "setup", "consumer", "--ca-dir", caDir, "--listen-ip", "127.0.0.1",
-		"--port", fmt.Sprint(port), "--host", "collector.example.com,127.0.0.1", "--out", cons)
+		"--port", fmt.Sprint(port), "--host", "collector.example.com,127.0.0.1", "--data-dir", filepath.Join(dir, "pgdata"), "--out", cons)
 	if code != 0 {
 		t.Fatalf("setup consumer: exit %d: %s", code, stderr)
 	}
@@ -150,7 +150,8 @@ func TestSetupMintsCertificates(t *testing.T) {
 	}
 
 	// Again without --force: the server certificate is reused, not refused.
-	code, stdout, stderr = runCLIIn(t, nil, "setup", "consumer", "--ca-dir", caDir, "--listen-ip", "127.0.0.1", "--port", fmt.Sprint(port), "--out", cons)
+	code, stdout, stderr = runCLIIn(t, nil, "setup", "consumer", "--ca-dir", caDir, "--listen-ip", "127.0.0.1", "--port", fmt.Sprint(port),
+		"--data-dir", filepath.Join(dir, "pgdata"), "--out", cons)
 	if code != 0 || !strings.Contains(stdout, "using the existing server certificate") {
 		t.Fatalf("second setup consumer: exit %d: %s%s", code, stdout, stderr)
 	}
