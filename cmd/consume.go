@@ -19,6 +19,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/sysmon/sysmon/pkg/config"
+	"github.com/sysmon/sysmon/pkg/metrics"
 	"github.com/sysmon/sysmon/pkg/pgserver"
 	"github.com/sysmon/sysmon/pkg/pki"
 	"github.com/sysmon/sysmon/pkg/sink/jsonl"
@@ -98,7 +99,23 @@ func runConsume(ctx context.Context, o *consumeOptions, flags map[string]string)
 	}
 	defer ln.Close()
 
+	// Self-observability: counted always, served when CONSUMER_METRICS_ADDR
+	// is set. Listening here makes a bad or busy address a configuration
+	// error (exit 2) before anything starts.
+	m := metrics.NewConsumer(version)
+	var metricsLn net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsLn, err = metrics.Listen(cfg.MetricsAddr); err != nil {
+			return &config.Error{File: cfg.File, Key: "CONSUMER_METRICS_ADDR", Msg: err.Error(), Fix: "use a free host:port such as 127.0.0.1:9464, or leave it empty"}
+		}
+		defer metricsLn.Close()
+	}
+	if tlsConf != nil && len(tlsConf.Certificates) > 0 && tlsConf.Certificates[0].Leaf != nil {
+		m.SetCertExpiry("server", tlsConf.Certificates[0].Leaf.NotAfter)
+	}
+
 	var sink transport.Sink
+	var healthy func() error // nil: healthy while serving
 	var authorize func(context.Context, *x509.Certificate, *wire.Hello) error
 	if o.output == "jsonl" {
 		js := jsonl.New(o.stdout)
@@ -118,6 +135,18 @@ func runConsume(ctx context.Context, o *consumeOptions, flags map[string]string)
 		defer stop()
 		sink = store
 		authorize = certNodeAuthorizer(claimerOf(store))
+		m.SetStoreStats(func() metrics.StoreStats {
+			st := store.Stats()
+			return metrics.StoreStats{Rows: st.Rows, Skipped: st.Skipped, Rejected: st.Rejected}
+		})
+		healthy = func() error {
+			hctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+			defer cancel()
+			if err := store.Pool().Ping(hctx); err != nil {
+				return fmt.Errorf("database: %w", err)
+			}
+			return nil
+		}
 	}
 
 	if rev != nil {
@@ -135,7 +164,8 @@ func runConsume(ctx context.Context, o *consumeOptions, flags map[string]string)
 		}
 	}
 	srv := transport.NewServer(transport.ServerOptions{
-		Sink:            sink,
+		Sink:            m.WrapSink(sink),
+		OnBatch:         m.OnBatch,
 		Authorize:       authorize,
 		Logger:          log,
 		MaxConns:        cfg.MaxConns,
@@ -151,6 +181,15 @@ func runConsume(ctx context.Context, o *consumeOptions, flags map[string]string)
 				log.Warn("closed sessions of revoked certificates", "sessions", n)
 			}
 		})
+	}
+	m.SetConnected(srv.Sessions)
+	if metricsLn != nil {
+		go func() {
+			if err := metrics.ServeListener(ctx, metricsLn, m.Registry(), healthy); err != nil {
+				log.Error("metrics server stopped", "err", err)
+			}
+		}()
+		log.Info("serving metrics", "url", "http://"+metricsLn.Addr().String()+"/metrics")
 	}
 	scheme := "wss"
 	if tlsConf == nil {

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
+	"sync/atomic"
 	"text/tabwriter"
 	"time"
 
@@ -15,6 +17,7 @@ import (
 
 	"github.com/sysmon/sysmon/pkg/collect"
 	"github.com/sysmon/sysmon/pkg/config"
+	"github.com/sysmon/sysmon/pkg/metrics"
 	"github.com/sysmon/sysmon/pkg/pki"
 	"github.com/sysmon/sysmon/pkg/spool"
 	"github.com/sysmon/sysmon/pkg/transport"
@@ -102,6 +105,7 @@ func runProduce(ctx context.Context, o *produceOptions, flags map[string]string)
 	}
 
 	var tlsConf *tls.Config
+	var clientNotAfter time.Time
 	if cfg.UseTLS {
 		cert, err := pki.LoadKeyPair(cfg.CertFile, cfg.KeyFile)
 		if err != nil {
@@ -112,6 +116,7 @@ func runProduce(ctx context.Context, o *produceOptions, flags map[string]string)
 			return &config.Error{File: cfg.File, Key: "PRODUCER_CACERTFILE", Msg: err.Error(), Fix: "point it at the CA certificate (certs/certs/cacert.pem of `sysmon ca init`)"}
 		}
 		tlsConf = pki.ClientTLSConfig(cert, pool, cfg.ServerName)
+		clientNotAfter = cert.Leaf.NotAfter
 	} else {
 		log.Warn("PRODUCER_USE_TLS=false: samples travel unencrypted and unauthenticated; use only for testing")
 	}
@@ -130,6 +135,14 @@ func runProduce(ctx context.Context, o *produceOptions, flags map[string]string)
 			log.Error("close spool", "dir", cfg.SpoolDir, "err", err)
 		}
 	}()
+	var metricsLn net.Listener
+	if cfg.MetricsAddr != "" {
+		if metricsLn, err = metrics.Listen(cfg.MetricsAddr); err != nil {
+			return &config.Error{File: cfg.File, Key: "PRODUCER_METRICS_ADDR", Msg: err.Error(), Fix: "use a free host:port such as 127.0.0.1:9465, or leave it empty"}
+		}
+		defer metricsLn.Close()
+	}
+	var sent atomic.Uint64 // highest sequence handed to the transport, for metrics
 	hello := wire.Hello{
 		Node:         node,
 		AgentVersion: version,
@@ -142,11 +155,45 @@ func runProduce(ctx context.Context, o *produceOptions, flags map[string]string)
 		URLs:         cfg.URLs,
 		TLS:          tlsConf,
 		Hello:        hello,
-		Outbox:       outboxAdapter{sp},
+		Outbox:       outboxAdapter{Outbox: sp, sent: &sent},
 		Logger:       log,
 		PingInterval: min(max(cfg.Interval, time.Second), 10*time.Second),
 		OfferJSON:    o.offerJS,
 	})
+	pm := metrics.NewProducer(version, func() metrics.ProducerState {
+		st := sp.Stats()
+		return metrics.ProducerState{
+			BatchesSent:    max(sent.Load(), st.Acked),
+			BatchesAcked:   st.Acked,
+			SpooledBatches: st.Records,
+			SpooledBytes:   st.Bytes,
+			OldestUnsent:   st.Oldest,
+			Connected:      client.Connected(),
+			ShedSamples:    st.ShedSamples,
+			DroppedBatches: st.DroppedBatches + st.MemoryDropped,
+			SpoolError:     st.DiskError,
+		}
+	})
+	pm.SetCertExpiry("client", clientNotAfter)
+	go pm.LogStatus(ctx, log, time.Minute)
+	if metricsLn != nil {
+		healthy := func() error {
+			s := pm.Status()
+			if s.SpoolError != "" {
+				return fmt.Errorf("spool: %s", s.SpoolError)
+			}
+			if !s.Connected && s.OldestUnsentAge > 5*time.Minute {
+				return fmt.Errorf("no consumer connection; oldest unsent batch is %s old", s.OldestUnsentAge.Round(time.Second))
+			}
+			return nil
+		}
+		go func() {
+			if err := metrics.ServeListener(ctx, metricsLn, pm.Registry(), healthy); err != nil {
+				log.Error("metrics server stopped", "err", err)
+			}
+		}()
+		log.Info("serving metrics", "url", "http://"+metricsLn.Addr().String()+"/metrics")
+	}
 	log.Info("producer starting", "node", node, "consumer", strings.Join(cfg.URLs, ","), "interval", cfg.Interval)
 	done := make(chan error, 1)
 	go func() { done <- client.Run(ctx, o.drain) }()
@@ -157,6 +204,9 @@ func runProduce(ctx context.Context, o *produceOptions, flags map[string]string)
 		_, err := sp.AppendNext(func(seq uint64) ([]byte, error) {
 			return wire.Binary.Append(nil, &wire.Batch{Seq: seq, Samples: []wire.Sample{*s}})
 		})
+		if err == nil {
+			pm.SampleTaken()
+		}
 		return err
 	})
 	return <-done
@@ -258,13 +308,19 @@ func human(b uint64) string {
 }
 
 // outboxAdapter presents a spool to the transport.
-type outboxAdapter struct{ spool.Outbox }
+type outboxAdapter struct {
+	spool.Outbox
+	sent *atomic.Uint64 // highest sequence handed to the transport, for metrics; may be nil
+}
 
 func (a outboxAdapter) Pending(after uint64, max int) ([]transport.Record, error) {
 	recs, err := a.Outbox.Pending(after, max)
 	out := make([]transport.Record, len(recs))
 	for i, r := range recs {
 		out[i] = transport.Record{Seq: r.Seq, Payload: r.Payload}
+		if a.sent != nil && r.Seq > a.sent.Load() {
+			a.sent.Store(r.Seq) // one sender goroutine calls Pending
+		}
 	}
 	return out, err
 }
