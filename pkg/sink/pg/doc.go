@@ -6,11 +6,29 @@
 //
 // migrations/*.sql are applied at Open, in order, each recorded in
 // schema_migrations, under a session advisory lock, so several consumers
-// may start at once. Sample tables (prc, memory, host, app_top, fun_top,
+// may start at once (each migration is idempotent as well). Sample tables (prc, memory, host, app_top, fun_top,
 // node_role, events) lead with node text and ts timestamptz and are range
 // partitioned by day on ts, one partition per UTC day named
 // <table>_YYYYMMDD. node holds the known nodes; stream holds, per producer
 // spool (node, spool_id), the highest batch sequence committed.
+//
+// # Node ownership
+//
+// ClaimNode binds a node to the first certificate that reports it, for
+// certificates that name no node of their own (the consumer checks the
+// ones that do against their SANs and never claims). The owner is stored
+// in node (migration 0002) as the certificate's subject DN plus its
+// issuer DN: not the serial or the key, so a certificate renewed under
+// the same subject by the same CA keeps its nodes, and not the subject
+// alone, so that a second CA trusted by the consumer cannot mint a
+// look-alike. Another certificate claiming an owned node is refused
+// (ErrNodeOwned; the consumer closes its session with 1008) and one
+// events row of kind node_claim_refused per certificate and minute
+// records it. OpenStream and WriteBatch create node rows without an
+// owner and never change one: a node first seen from a plain ws://
+// producer or a SAN-bound certificate stays unowned until a certificate
+// without nodes claims it. To hand a node to a new certificate, clear its
+// owner: UPDATE node SET owner_subject = NULL WHERE node = '...'.
 //
 // # Exactly once
 //

@@ -79,6 +79,9 @@ type Store struct {
 	streamMu sync.Mutex
 	streams  map[streamKey]bool // stream rows known to exist
 
+	claimMu       sync.Mutex
+	claimRefusals map[string]time.Time // last events row per refused (node, certificate)
+
 	failing atomic.Bool // last group failed for want of the database
 	stats   struct{ groups, batches, skipped, rows, rejected, failed atomic.Uint64 }
 
