@@ -44,14 +44,14 @@ type Options struct {
 }
 
 // Collector turns scans of a /proc tree into samples. Rates are computed
-// between consecutive Sample calls. A Collector is not safe for concurrent
-// Sample calls; Close may be called from any goroutine.
+// between consecutive Sample calls, which are serialized; Close may be
+// called from any goroutine.
 type Collector struct {
-	opts   Options
-	fs     procfs.FS
-	dir    *procDir
-	log    *slog.Logger
-	ticker *statusRunner
+	opts      Options
+	fs        procfs.FS
+	dir       *procDir
+	log       *slog.Logger
+	statusRun *statusRunner
 
 	mu sync.Mutex // guards dir against Close during Sample
 
@@ -174,15 +174,15 @@ func New(opts Options) (*Collector, error) {
 		c.passwd = readPasswd(filepath.Join(opts.ProcRoot, "1/root/etc/passwd"))
 	}
 	if opts.StatusCmd != "" {
-		c.ticker = newStatusRunner(opts.StatusCmd, opts.StatusTimeout, opts.Logger)
+		c.statusRun = newStatusRunner(opts.StatusCmd, opts.StatusTimeout, opts.Logger)
 	}
 	return c, nil
 }
 
 // Close stops a running status command and releases the /proc descriptor.
 func (c *Collector) Close() error {
-	if c.ticker != nil {
-		c.ticker.close()
+	if c.statusRun != nil {
+		c.statusRun.close()
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -190,7 +190,7 @@ func (c *Collector) Close() error {
 	return c.dir.close()
 }
 
-// maxHeldFDs bounds the stat descriptors held open: a quarter of the
+// maxHeldFDs bounds the descriptors held open: a quarter of the
 // descriptor limit, at most 16384. Each costs the kernel about 5 KiB (the
 // file and its seq_file page), charged to the producer's cgroup; past the
 // bound, processes are read by path as usual.

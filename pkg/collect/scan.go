@@ -80,9 +80,10 @@ type proc struct {
 	suspect bool // a suspect_rss event is outstanding
 }
 
-// scan lists the processes under the root, reads every one's stat and
-// schedstat and, where needed, more; then fills s with the top set, the
-// roll-up row, app_top, fun_top and per-process events.
+// scan lists the processes under the root, reads each one's held stat or
+// schedstat and, where needed, more (see the cost model in doc.go); then
+// fills s with the top set, the roll-up row, app_top, fun_top and
+// per-process events.
 func (c *Collector) scan(ctx context.Context, now time.Time, dt time.Duration, s *wire.Sample) error {
 	c.scanGen++
 	gen := c.scanGen

@@ -38,8 +38,8 @@ func (c *Collector) status(s *wire.Sample) *wire.NodeStatus {
 		fmt.Fprintf(&b, " (%d unreadable)", st.Unreadable)
 	}
 	b.WriteByte('\n')
-	if c.ticker != nil {
-		out, at, running := c.ticker.latest()
+	if c.statusRun != nil {
+		out, at, running := c.statusRun.latest()
 		switch {
 		case !at.IsZero():
 			fmt.Fprintf(&b, "status command (%s):\n%s", at.UTC().Format(time.RFC3339), out)
@@ -49,7 +49,7 @@ func (c *Collector) status(s *wire.Sample) *wire.NodeStatus {
 		case running:
 			b.WriteString("status command: running\n")
 		}
-		c.ticker.start()
+		c.statusRun.start()
 	}
 	return &wire.NodeStatus{Data: b.String()}
 }
