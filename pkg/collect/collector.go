@@ -110,6 +110,9 @@ func New(opts Options) (*Collector, error) {
 	if opts.TopN <= 0 {
 		opts.TopN = DefaultTopN
 	}
+	// The union of the five categories plus the roll-up must fit the
+	// wire's per-sample limit, or the consumer would refuse the batch.
+	opts.TopN = min(opts.TopN, (wire.MaxProcsPerSample-1)/len(categories))
 	if opts.SuspectRSS == 0 {
 		opts.SuspectRSS = DefaultSuspectRSS
 	}
