@@ -300,3 +300,33 @@ func TestHeldStatDescriptors(t *testing.T) {
 		t.Errorf("%d descriptors held after Close", c.held)
 	}
 }
+
+// TestLiveBorn: a process started between two samples is charged the CPU it
+// used since birth, not zero.
+func TestLiveBorn(t *testing.T) {
+	c, err := New(Options{Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	if _, err := c.Sample(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Burn CPU for a while, then sleep, so the process is alive but idle
+	// at the second sample.
+	burn := exec.Command("sh", "-c", "i=0; while [ $i -lt 100000 ]; do i=$((i+1)); done; exec sleep 30")
+	runHelper(t, burn)
+	time.Sleep(1500 * time.Millisecond)
+	if _, err := c.Sample(ctx); err != nil {
+		t.Fatal(err)
+	}
+	p := c.procs[int32(burn.Process.Pid)]
+	if p == nil {
+		t.Fatal("process started between the samples not seen")
+	}
+	t.Logf("born process: comm %s cpu %.1f%% ticks %d", p.comm, p.cpuPct, p.ticks)
+	if p.ticks == 0 || p.cpuPct <= 0 {
+		t.Errorf("born process charged %.1f%% for %d ticks, want its CPU since birth", p.cpuPct, p.ticks)
+	}
+}
