@@ -21,7 +21,9 @@
 //     did not move, the task did not run, so nothing in its stat can have
 //     changed but RSS shrinking under reclaim and the ppid after its parent
 //     exits, and stat is read (by path) only when it ran, was runnable or
-//     in disk sleep, or every 16th scan. The descriptor is bound to the
+//     in disk sleep, or every 16th scan (a task left waiting on a run
+//     queue for the whole interval without getting the CPU moves neither
+//     figure; it too waits for that refresh). The descriptor is bound to the
 //     process, not the pid number: once the process exits it fails with
 //     ESRCH, so a reused pid is never read through it. At most a quarter of
 //     RLIMIT_NOFILE (capped at 16384) descriptors are held; each costs the
@@ -56,14 +58,15 @@
 // # Semantics
 //
 // Rates are per interval between Sample calls. A process first seen is
-// zero, except one born during the interval (start time after the
-// previous scan): its counters started at zero within the interval, so it
-// is charged them whole and short-lived work shows. A pid whose start time
-// changed is a new process: nothing carries over. A counter that went backwards restarts its series at zero instead
-// of producing a negative rate. CPU percentages of processes are of one CPU
-// (a process may exceed 100); host CPU modes are of all CPUs, with nice in
-// user and irq/softirq in system so the five modes add up to 100.
-// Host.ProcsTotal is the number of processes listed (not threads).
+// zero, except one born during the interval (start time after the previous
+// scan): its counters started at zero within the interval, so it is
+// charged them whole and short-lived work shows. A pid whose start time
+// changed is a new process: nothing carries over. A counter that went
+// backwards restarts its series at zero instead of producing a negative
+// rate. CPU percentages of processes are of one CPU (a process may exceed
+// 100); host CPU modes are of all CPUs, with nice in user and irq/softirq
+// in system so the five modes add up to 100. Host.ProcsTotal is the number
+// of processes listed (not threads).
 //
 // The "other" row (PID wire.OtherPID) sums the processes outside the top
 // set. Its cpu_pct is the larger of that sum and the host's busy CPU (user,
@@ -86,9 +89,9 @@
 //
 // Events are raised once per crossing, from the second sample on (the
 // first primes the rates and is commonly dropped, and its crossings must
-// not be lost with it): suspect_rss when a process's RSS
-// rises above Options.SuspectRSS (re-armed below 90% of it), max_procs
-// when the process count rises above Options.MaxProcs (per-process
-// collection then pauses, as the original's top_max_procs), oom_kill when
-// the oom_kill counter of /proc/vmstat rises.
+// not be lost with it): suspect_rss when a process's RSS rises above
+// Options.SuspectRSS (re-armed below 90% of it), max_procs when the
+// process count rises above Options.MaxProcs (per-process collection then
+// pauses, as the original's top_max_procs), oom_kill when the oom_kill
+// counter of /proc/vmstat rises.
 package collect
