@@ -63,5 +63,19 @@ dev-start:
 dev-stop:
 	docker compose -f config/compose.yaml down
 
+# Load test (issue 7): N simulated producers over real mutual TLS on
+# loopback against one consumer and a private durable PostgreSQL, one sample
+# a second with 30 processes each; prints the largest N whose p99
+# sample-to-commit latency stays under 2 s. LOADTEST_N="100 2000" to choose,
+# SYSMON_FLEET_SECONDS to lengthen the measured window [20].
+loadtest:
+	@best=none; for n in $${LOADTEST_N:-100 250 500 1000}; do \
+	  out=$$(SYSMON_FLEET_N=$$n $(GO) test -run '^$$' -bench '^BenchmarkFleet$$' -benchtime 1x -timeout 10m ./cmd 2>&1) || { echo "$$out"; exit 1; }; \
+	  echo "$$out" | grep -E '^BenchmarkFleet|fleet_bench_test' ; \
+	  p99=$$(echo "$$out" | awk '/^BenchmarkFleet/ { for (i = 2; i <= NF; i++) if ($$i == "p99-ms") print $$(i-1) }'); \
+	  if awk -v p="$$p99" 'BEGIN { exit !(p ~ /^[0-9.]+(e[+-]?[0-9]+)?$$/ && p + 0 < 2000) }'; then best=$$n; fi; \
+	done; \
+	echo "loadtest: largest N with p99 sample-to-commit latency under 2 s: $$best"
+
 clean:
 	rm -rf sysmon dist .demo
