@@ -353,6 +353,7 @@ PRODUCER_CACERTFILE="certs/cacert.pem"
 PRODUCER_CERTFILE="other/client_keys/ops@example.com_20261203.pem"
 PRODUCER_INTERVAL="200ms"
 PRODUCER_NODE="intruder"
+PRODUCER_SPOOL_DIR="spool"
 `, port))
 	consumer := startSysmon(t, dir, "consume", "--env", "consumer.env", "--log-format", "text")
 	producer := startSysmon(t, dir, "produce", "--env", "producer.env", "--log-format", "text")
