@@ -98,6 +98,14 @@
 //	FROM unnest(ARRAY['node','stream','prc','memory','host','app_top',
 //	                  'fun_top','node_role','events']) AS t;
 //
+// Open notices the citus extension and then locks and advances stream
+// rows one statement per row, each filtered on node, pipelined in one
+// round trip: Citus runs SELECT ... FOR UPDATE only on a single shard
+// (citusdata/citus#4647), where plain PostgreSQL takes one join for the
+// whole group. Neither engine is packaged for the test machines, so this
+// follows the engines' documentation; the per-row statements are tested
+// on plain PostgreSQL.
+//
 // For TimescaleDB, which needs plain tables, create the schema first from
 // migrations/0001_init.sql with the PARTITION BY clauses removed, turn each
 // sample table into a hypertable, and record the migration so Open skips

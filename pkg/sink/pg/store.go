@@ -82,6 +82,11 @@ type Store struct {
 	claimMu       sync.Mutex
 	claimRefusals map[string]time.Time // last events row per refused (node, certificate)
 
+	// routerOnly makes every statement on stream target one row by its
+	// distribution column, as Citus requires of SELECT ... FOR UPDATE; set
+	// when the citus extension is installed.
+	routerOnly bool
+
 	failing atomic.Bool // last group failed for want of the database
 	stats   struct{ groups, batches, skipped, rows, rejected, failed atomic.Uint64 }
 
@@ -176,6 +181,10 @@ func Open(ctx context.Context, url string, o Options) (*Store, error) {
 	if err := s.Maintain(ctx); err != nil {
 		pool.Close()
 		return nil, fmt.Errorf("maintain partitions: %w", err)
+	}
+	if err := pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'citus')`).Scan(&s.routerOnly); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("look for the citus extension: %w", err)
 	}
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 	s.queues = make([]chan *request, o.Flushers)
@@ -540,23 +549,7 @@ func (s *Store) write(ctx context.Context, group []*request, salvage bool) error
 			return fmt.Errorf("write batches: create streams: %w", err)
 		}
 	}
-	rows, err := tx.Query(ctx, `SELECT s.node, s.spool_id, s.last_seq FROM stream s
-		JOIN unnest($1::text[], $2::text[]) AS u(n, sp) ON s.node = u.n AND s.spool_id = u.sp
-		ORDER BY s.node, s.spool_id FOR UPDATE OF s`, nodes, spools)
-	if err != nil {
-		return fmt.Errorf("write batches: lock streams: %w", err)
-	}
-	for rows.Next() {
-		var k streamKey
-		var seq int64
-		if err := rows.Scan(&k.node, &k.spool, &seq); err != nil {
-			rows.Close()
-			return fmt.Errorf("write batches: lock streams: %w", err)
-		}
-		last[k] = seq
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
+	if err := s.lockStreams(ctx, tx, keys, nodes, spools, last); err != nil {
 		return fmt.Errorf("write batches: lock streams: %w", err)
 	}
 
@@ -644,9 +637,16 @@ func (s *Store) write(ctx context.Context, group []*request, salvage bool) error
 	}
 	now := s.now()
 	b := &pgx.Batch{}
-	b.Queue(`UPDATE stream s SET last_seq = u.seq, last_seen = $4
-		FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(n, sp, seq)
-		WHERE s.node = u.n AND s.spool_id = u.sp AND u.seq > s.last_seq`, nodes, spools, seqs, now)
+	if s.routerOnly {
+		for i, k := range keys {
+			b.Queue(`UPDATE stream SET last_seq = $3, last_seen = $4
+				WHERE node = $1 AND spool_id = $2 AND last_seq < $3`, k.node, k.spool, seqs[i], now)
+		}
+	} else {
+		b.Queue(`UPDATE stream s SET last_seq = u.seq, last_seen = $4
+			FROM unnest($1::text[], $2::text[], $3::bigint[]) AS u(n, sp, seq)
+			WHERE s.node = u.n AND s.spool_id = u.sp AND u.seq > s.last_seq`, nodes, spools, seqs, now)
+	}
 	b.Queue(`UPDATE node SET last_seen = $2 WHERE node = ANY($1) AND last_seen < $2`, dedupe(nodes), now)
 	if err := tx.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("write batches: advance streams: %w", err)
@@ -668,6 +668,48 @@ func (s *Store) write(ctx context.Context, group []*request, salvage bool) error
 	}
 	s.streamMu.Unlock()
 	return nil
+}
+
+// lockStreams locks the stream rows of keys (sorted, so that concurrent
+// writers lock in one order) for the transaction and reads their committed
+// sequences into last; a key without a row keeps its -1.
+//
+// On Citus (routerOnly) each row is locked by its own statement filtered on
+// the distribution column, pipelined in one round trip: Citus runs SELECT
+// ... FOR UPDATE only when it targets one shard. Elsewhere one join does it.
+func (s *Store) lockStreams(ctx context.Context, tx pgx.Tx, keys []streamKey, nodes, spools []string, last map[streamKey]int64) error {
+	if s.routerOnly {
+		b := &pgx.Batch{}
+		for _, k := range keys {
+			b.Queue(`SELECT last_seq FROM stream WHERE node = $1 AND spool_id = $2 FOR UPDATE`, k.node, k.spool).
+				QueryRow(func(r pgx.Row) error {
+					var seq int64
+					err := r.Scan(&seq)
+					if errors.Is(err, pgx.ErrNoRows) {
+						return nil
+					}
+					last[k] = seq
+					return err
+				})
+		}
+		return tx.SendBatch(ctx, b).Close()
+	}
+	rows, err := tx.Query(ctx, `SELECT s.node, s.spool_id, s.last_seq FROM stream s
+		JOIN unnest($1::text[], $2::text[]) AS u(n, sp) ON s.node = u.n AND s.spool_id = u.sp
+		ORDER BY s.node, s.spool_id FOR UPDATE OF s`, nodes, spools)
+	if err != nil {
+		return err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k streamKey
+		var seq int64
+		if err := rows.Scan(&k.node, &k.spool, &seq); err != nil {
+			return err
+		}
+		last[k] = seq
+	}
+	return rows.Err()
 }
 
 func (s *Store) unknownStreams(keys []streamKey) []streamKey {

@@ -332,7 +332,21 @@ func TestRepair(t *testing.T) {
 // batch's rows exist exactly once.
 func TestConcurrentWriters(t *testing.T) {
 	url := pgtest.URL(t)
-	stores := []*Store{open(t, url, Options{}), open(t, url, Options{Flushers: 1})}
+	concurrentWriters(t, []*Store{open(t, url, Options{}), open(t, url, Options{Flushers: 1})})
+}
+
+// TestRouterOnlyWrites runs the same with the statements the store uses on
+// Citus (every stream row locked and advanced by its own single-shard
+// statement), one store in each mode: the modes lock in the same order
+// and dedupe alike.
+func TestRouterOnlyWrites(t *testing.T) {
+	url := pgtest.URL(t)
+	router := open(t, url, Options{})
+	router.routerOnly = true // before any batch: the flushers read it after a channel receive
+	concurrentWriters(t, []*Store{router, open(t, url, Options{Flushers: 1})})
+}
+
+func concurrentWriters(t *testing.T, stores []*Store) {
 	const streams, batches, samples, procs = 40, 10, 2, 5
 	now := time.Now()
 	var wg sync.WaitGroup
