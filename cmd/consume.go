@@ -2,14 +2,17 @@ package cmd
 
 import (
 	"context"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -93,7 +96,13 @@ func runConsume(ctx context.Context, o *consumeOptions, flags map[string]string)
 		log.Warn("CONSUMER_USE_TLS=false: serving plain ws:// with no authentication; use only for testing")
 	}
 
-	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	// An IPv4 address (0.0.0.0 included) listens on IPv4 only, as the key's
+	// documentation says; Go's "tcp" would make 0.0.0.0 dual-stack.
+	network := "tcp"
+	if host, _, _ := net.SplitHostPort(cfg.ListenAddr); net.ParseIP(host).To4() != nil {
+		network = "tcp4"
+	}
+	ln, err := net.Listen(network, cfg.ListenAddr)
 	if err != nil {
 		return &config.Error{File: cfg.File, Key: "CONSUMER_LISTEN_PORT", Msg: fmt.Sprintf("cannot listen on %s: %v", cfg.ListenAddr, errors.Unwrap(err)), Fix: "pick a free port, or stop what is listening there"}
 	}
@@ -268,10 +277,16 @@ func openStore(ctx context.Context, cfg *config.Consumer, log *slog.Logger) (*pg
 			break
 		}
 		log.Info("no database configured: starting a private PostgreSQL", "data_dir", cfg.DataDir)
-		srv, err := pgserver.Start(ctx, pgserver.Options{DataDir: cfg.DataDir, Logger: log})
+		password, err := embeddedPassword(cfg.DataDir)
+		if err != nil {
+			return nil, nil, err
+		}
+		srv, err := pgserver.Start(ctx, pgserver.Options{DataDir: cfg.DataDir, Password: password, Logger: log})
 		if err != nil {
 			return nil, nil, fmt.Errorf("start private PostgreSQL in %s: %w", cfg.DataDir, err)
 		}
+		// Our own database is ours to keep alive: restart it if it dies.
+		go srv.Supervise(ctx)
 		embedded = srv
 		url = srv.URL()
 		log.Info("private PostgreSQL ready; point Grafana at it", "url", srv.URL())
@@ -327,6 +342,29 @@ func openWithRetry(ctx context.Context, url string, o pg.Options, log *slog.Logg
 		}
 		delay = min(2*delay, 30*time.Second)
 	}
+}
+
+// embeddedPassword returns the password of the private database's role,
+// made at random on first use and kept beside the data directory (0600), so
+// other local users cannot log in with a well-known default while Grafana's
+// data source keeps working across restarts.
+func embeddedPassword(dataDir string) (string, error) {
+	path := filepath.Clean(dataDir) + ".password"
+	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 16 {
+		return strings.TrimSpace(string(b)), nil
+	}
+	var raw [18]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", err
+	}
+	pw := base64.RawURLEncoding.EncodeToString(raw[:])
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return "", fmt.Errorf("store the private database's password: %w", err)
+	}
+	if err := os.WriteFile(path, []byte(pw+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("store the private database's password: %w", err)
+	}
+	return pw, nil
 }
 
 func reachable(ctx context.Context, url string) bool {

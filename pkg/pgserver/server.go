@@ -683,3 +683,40 @@ func (s *Server) Close() error {
 	os.RemoveAll(s.sockDir)
 	return err
 }
+
+// Supervise restarts the server whenever it exits on its own (a crash, an
+// OOM kill, an operator's signal) until ctx is done or the server is
+// closed, so that a consumer running its own database recovers without
+// being restarted itself. A Stop made after ctx ends is not undone.
+func (s *Server) Supervise(ctx context.Context) {
+	delay := time.Second
+	for {
+		s.mu.Lock()
+		exited, closed := s.exited, s.closed
+		s.mu.Unlock()
+		if closed || exited == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-exited:
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		s.log.Warn("postgres exited unexpectedly; restarting it", "in", delay)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		if err := s.StartAgain(ctx); err != nil {
+			s.log.Error("restart postgres", "err", err)
+			delay = min(2*delay, 30*time.Second)
+			continue
+		}
+		s.log.Info("postgres restarted", "port", s.Port())
+		delay = time.Second
+	}
+}

@@ -114,6 +114,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsConf *tls.Config
 		return fmt.Errorf("serve %s: %w", ln.Addr(), err)
 	case <-ctx.Done():
 	}
+	s.log.Info("shutting down: closing producer sessions", "sessions", s.Sessions())
 	s.CloseWhere(func(*x509.Certificate) bool { return true }, websocket.StatusGoingAway, "consumer shutting down")
 	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -199,7 +200,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// Frames over the limit make Read fail and close with 1009.
 	c.SetReadLimit(wire.MaxMessageBytes)
 
-	ctx, cancel := context.WithCancel(r.Context())
+	// The session outlives the server's context: shutdown goes through
+	// CloseWhere, so producers get a close frame (1001), not a dropped
+	// connection.
+	ctx, cancel := context.WithCancel(context.WithoutCancel(r.Context()))
 	defer cancel()
 	se := &session{srv: s, conn: c, peer: peer, codec: codec, log: log, cancel: cancel, touch: touch}
 	s.track(se, true)
@@ -471,7 +475,7 @@ func (se *session) fail(err error) {
 		se.log.Warn("closing session: protocol error", "err", err)
 		se.close(wire.CloseProtocolError, truncate(err.Error()))
 	case websocket.CloseStatus(err) != -1:
-		se.log.Info("producer closed session", "code", websocket.CloseStatus(err))
+		se.log.Info("session closed", "code", websocket.CloseStatus(err))
 	case errors.Is(err, context.Canceled):
 	default:
 		se.log.Info("session ended", "err", err)

@@ -445,3 +445,23 @@ func TestShutdownDrainsWithinBound(t *testing.T) {
 }
 
 var _ = filepath.Join
+
+// TestServerShutdownSendsGoingAway: a consumer that stops tells its
+// producers so with a close frame (1001) rather than dropping them.
+func TestServerShutdownSendsGoingAway(t *testing.T) {
+	f := newPKI(t)
+	ln := listen(t)
+	stop := serve(t, ln, transport.ServerOptions{Sink: newMemSink()}, f.serverTLS)
+	c := rawDial(t, f, ln.Addr().String(), wire.SubprotocolBinary)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	hello, _ := wire.Binary.Append(nil, &wire.Hello{Node: "n", SpoolID: "s"})
+	c.Write(ctx, websocket.MessageBinary, hello)
+	if _, _, err := c.Read(ctx); err != nil { // welcome
+		t.Fatal(err)
+	}
+	go stop()
+	if got := readCloseCode(t, c); got != wire.CloseGoingAway {
+		t.Errorf("close code %d, want %d", got, wire.CloseGoingAway)
+	}
+}
