@@ -216,3 +216,25 @@ func TestRenderRoundTrip(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestEnvFileQuirks(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(content), 0o600)
+		return p
+	}
+	// A byte-order mark, CRLF line endings, export prefixes, single quotes.
+	m, err := ReadEnvFile(write("bom.env", "\xef\xbb\xbfPRODUCER_IP=\"a\"\r\nexport PRODUCER_PORT='9'\r\nPRODUCER_NODE=n # comment\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m["PRODUCER_IP"] != "a" || m["PRODUCER_PORT"] != "9" || m["PRODUCER_NODE"] != "n" {
+		t.Errorf("got %v", m)
+	}
+	// A parse error names the line and never echoes the file (secrets).
+	_, err = ReadEnvFile(write("bad.env", "CONSUMER_LISTEN_PORT=1\noops\nCONSUMER_DB_URL=\"postgres://u:SuperSecret@h/db\"\n"))
+	if err == nil || !strings.Contains(err.Error(), "line 2") || strings.Contains(err.Error(), "SuperSecret") {
+		t.Errorf("got %v", err)
+	}
+}

@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -32,11 +33,28 @@ func ReadEnvFile(path string) (map[string]string, error) {
 		}
 		return nil, errorf(path, "", "check the file's permissions", "cannot read env file: %v", unwrapPath(err))
 	}
+	// Editors on other systems write a byte-order mark; it is not part of
+	// the first key.
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf"))
 	m, err := godotenv.UnmarshalBytes(data)
 	if err != nil {
-		return nil, errorf(path, "", "lines must look like KEY=\"value\"", "cannot parse env file: %v", err)
+		// godotenv's message quotes the rest of the file, secrets included:
+		// name the line instead.
+		return nil, errorf(path, "", `lines must look like KEY="value" (quotes closed on the same line)`, "cannot parse line %d", badLine(data))
 	}
 	return m, nil
+}
+
+// badLine finds the first line that does not parse on its own. Multi-line
+// quoted values are rare in env files; for them it names the line where the
+// value starts.
+func badLine(data []byte) int {
+	for i, line := range bytes.Split(data, []byte("\n")) {
+		if _, err := godotenv.UnmarshalBytes(append(line[:len(line):len(line)], '\n')); err != nil {
+			return i + 1
+		}
+	}
+	return 1
 }
 
 func unwrapPath(err error) error {
