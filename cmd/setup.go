@@ -227,6 +227,16 @@ func runSetup(o *setupOptions, values map[string]string, ask bool) error {
 			return err
 		}
 	}
+	// Paths are stored absolute: the file is read later from another
+	// directory (systemd starts services in /).
+	for _, key := range []string{"CONSUMER_CACERTFILE", "CONSUMER_CERTFILE", "CONSUMER_KEYFILE", "CONSUMER_CRLDIR", "CONSUMER_DATA_DIR",
+		"PRODUCER_CACERTFILE", "PRODUCER_CERTFILE", "PRODUCER_KEYFILE", "PRODUCER_SPOOL_DIR", "PRODUCER_PROC_ROOT"} {
+		if v := values[key]; v != "" && !filepath.IsAbs(v) {
+			if abs, err := filepath.Abs(v); err == nil {
+				values[key] = abs
+			}
+		}
+	}
 	// Refuse bad values before minting anything.
 	if err := validateSetup(o, values); err != nil {
 		return err

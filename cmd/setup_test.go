@@ -333,9 +333,10 @@ func TestSetupOnTerminal(t *testing.T) {
 		t.Errorf("no warning for a missing certificate file:\n%s", term.screen())
 	}
 	env := readEnv(t, "collector.env")
+	absCert, _ := filepath.Abs("certs/certs/server.crt") // setup stores paths absolute
 	for k, v := range map[string]string{
 		"CONSUMER_LISTEN_IP": "0.0.0.0", "CONSUMER_LISTEN_PORT": "9443", "CONSUMER_CACERTFILE": "/etc/sysmon/ca.pem",
-		"CONSUMER_CERTFILE": "certs/certs/server.crt", "CONSUMER_CRLDIR": "", "CONSUMER_DB_URL": "postgres://sm:pw@127.0.0.1:5432/sm",
+		"CONSUMER_CERTFILE": absCert, "CONSUMER_CRLDIR": "", "CONSUMER_DB_URL": "postgres://sm:pw@127.0.0.1:5432/sm",
 		"CONSUMER_METRICS_ADDR": "127.0.0.1:9464",
 	} {
 		if env[k] != v {
