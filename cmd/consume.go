@@ -257,7 +257,13 @@ func certNodeAuthorizer(claims nodeClaimer) func(context.Context, *x509.Certific
 		if claims == nil {
 			return nil
 		}
-		return claims.ClaimNode(ctx, h.Node, cert)
+		err := claims.ClaimNode(ctx, h.Node, cert)
+		if err != nil && !errors.Is(err, pg.ErrNodeOwned) {
+			// Not a refusal: the database could not answer. Let the
+			// producer come back rather than refusing it.
+			return fmt.Errorf("%w: claim node %q: %v", transport.ErrUnavailable, h.Node, err)
+		}
+		return err
 	}
 }
 

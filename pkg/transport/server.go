@@ -28,6 +28,11 @@ type Sink interface {
 	WriteBatch(ctx context.Context, h *wire.Hello, b *wire.Batch) error
 }
 
+// ErrUnavailable, wrapped by an Authorize error, means the decision could
+// not be made now (the database is down): the session closes with 1011 and
+// the producer retries, instead of being refused by policy.
+var ErrUnavailable = errors.New("temporarily unavailable")
+
 // PolicyError refuses a session for policy reasons (close code 1008).
 type PolicyError struct{ Reason string }
 
@@ -300,6 +305,11 @@ func (se *session) run(ctx context.Context) {
 	se.log = se.log.With("node", hello.Node)
 	if a := se.srv.o.Authorize; a != nil {
 		if err := a(ctx, se.peer, hello); err != nil {
+			if errors.Is(err, ErrUnavailable) {
+				se.log.Warn("cannot authorize producer now", "err", err)
+				se.close(wire.CloseInternalError, "try again later")
+				return
+			}
 			se.fail(&PolicyError{Reason: err.Error()})
 			return
 		}
