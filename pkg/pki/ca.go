@@ -321,6 +321,13 @@ func (ca *CA) IssueClient(name, email string, nodes []string, opts IssueOptions)
 		tmpl.URIs = append(tmpl.URIs, &url.URL{Scheme: NodeURIScheme, Opaque: url.PathEscape(n)})
 	}
 	base := filepath.Join(ca.Dir, ClientKeysDir, email+"_"+ca.now().UTC().Format("20060102"))
+	// One operator e-mail often signs for many hosts on one day: rather than
+	// refuse the second, name its files after the client too.
+	if crtData, err := os.ReadFile(base + ".crt"); err == nil && !opts.Force {
+		if certs, err := parseCertificates(crtData); err == nil && len(certs) > 0 && certs[0].Subject.CommonName != name {
+			base += "_" + fileSafe(name)
+		}
+	}
 	pemPath, crtPath, keyPath := base+".pem", base+".crt", base+".key"
 	if err := checkFree(opts.Force, pemPath, crtPath, keyPath); err != nil {
 		return "", fmt.Errorf("issue client certificate: %w", err)
@@ -502,4 +509,14 @@ func checkEmail(e string) error {
 		return invalidf("e-mail address %q: want user@domain without spaces or slashes", e)
 	}
 	return nil
+}
+
+// fileSafe keeps a name to characters that are safe in a file name.
+func fileSafe(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r == '-' || r == '.' || r == '_' || r == '@' || (r >= '0' && r <= '9') || (r >= 'a' && r <= 'z') || (r >= 'A' && r <= 'Z') {
+			return r
+		}
+		return '_'
+	}, s)
 }
