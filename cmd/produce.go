@@ -135,6 +135,9 @@ func runProduce(ctx context.Context, o *produceOptions, flags map[string]string)
 			log.Error("close spool", "dir", cfg.SpoolDir, "err", err)
 		}
 	}()
+	if err := sp.BindNode(node); err != nil {
+		return &config.Error{File: cfg.File, Key: "PRODUCER_SPOOL_DIR", Msg: err.Error(), Fix: "each node needs its own spool directory"}
+	}
 	var metricsLn net.Listener
 	if cfg.MetricsAddr != "" {
 		if metricsLn, err = metrics.Listen(cfg.MetricsAddr); err != nil {
@@ -194,7 +197,7 @@ func runProduce(ctx context.Context, o *produceOptions, flags map[string]string)
 		}()
 		log.Info("serving metrics", "url", "http://"+metricsLn.Addr().String()+"/metrics")
 	}
-	log.Info("producer starting", "node", node, "consumer", strings.Join(cfg.URLs, ","), "interval", cfg.Interval)
+	log.Info("producer starting", "node", node, "consumer", strings.Join(cfg.URLs, ","), "interval", cfg.Interval.String())
 	done := make(chan error, 1)
 	go func() { done <- client.Run(ctx, o.drain) }()
 
