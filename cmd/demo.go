@@ -54,6 +54,7 @@ lives under --dir; the logs are there too.`,
 }
 
 func runDemo(ctx context.Context, o *demoOptions) error {
+	started := time.Now()
 	say := func(format string, args ...any) { fmt.Fprintf(o.stdout, "demo: "+format+"\n", args...) }
 	dir, err := filepath.Abs(o.dir)
 	if err != nil {
@@ -168,15 +169,15 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 			continue
 		}
 		ts, procs, err := pg.LatestTop(ctx, conn, node, 15)
-		if err != nil || len(procs) == 0 {
-			continue
+		if err != nil || len(procs) == 0 || ts.Before(started) {
+			continue // the database is kept across runs: wait for this run's samples
 		}
 		var m wire.Memory
 		conn.QueryRow(ctx, `SELECT total, free, available, buffers, cached, swap_total, swap_free FROM memory WHERE node = $1 ORDER BY ts DESC LIMIT 1`, node).
 			Scan(&m.Total, &m.Free, &m.Available, &m.Buffers, &m.Cached, &m.SwapTotal, &m.SwapFree)
 		var samples int
-		conn.QueryRow(ctx, `SELECT count(DISTINCT ts) FROM prc WHERE node = $1`, node).Scan(&samples)
-		fmt.Fprintf(o.stdout, "\nlatest process top of %s read back from PostgreSQL (%d samples stored):\n", node, samples)
+		conn.QueryRow(ctx, `SELECT count(DISTINCT ts) FROM prc WHERE node = $1 AND ts >= $2`, node, started).Scan(&samples)
+		fmt.Fprintf(o.stdout, "\nlatest process top of %s read back from PostgreSQL (%d samples stored this run):\n", node, samples)
 		printSample(o.stdout, node, &wire.Sample{Time: ts, Memory: &m, Procs: procs})
 		shown = time.Now()
 	}
