@@ -11,6 +11,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -295,7 +296,7 @@ func openStore(ctx context.Context, cfg *config.Consumer, log *slog.Logger) (*pg
 		go srv.Supervise(ctx)
 		embedded = srv
 		url = srv.URL()
-		log.Info("private PostgreSQL ready; point Grafana at it", "url", srv.URL())
+		log.Info("private PostgreSQL ready; point Grafana at it", "url", redactURL(srv.URL()), "password_file", passwordFile(cfg.DataDir))
 	}
 	store, err := openWithRetry(ctx, url, pg.Options{
 		RetentionDays: cfg.RetentionDays,
@@ -355,7 +356,7 @@ func openWithRetry(ctx context.Context, url string, o pg.Options, log *slog.Logg
 // other local users cannot log in with a well-known default while Grafana's
 // data source keeps working across restarts.
 func embeddedPassword(dataDir string) (string, error) {
-	path := filepath.Clean(dataDir) + ".password"
+	path := passwordFile(dataDir)
 	if b, err := os.ReadFile(path); err == nil && len(strings.TrimSpace(string(b))) >= 16 {
 		return strings.TrimSpace(string(b)), nil
 	}
@@ -371,6 +372,17 @@ func embeddedPassword(dataDir string) (string, error) {
 		return "", fmt.Errorf("store the private database's password: %w", err)
 	}
 	return pw, nil
+}
+
+func passwordFile(dataDir string) string { return filepath.Clean(dataDir) + ".password" }
+
+// redactURL hides the password of a database URL for logs.
+func redactURL(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 func reachable(ctx context.Context, url string) bool {
