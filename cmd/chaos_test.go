@@ -125,14 +125,7 @@ func TestChaosExactlyOnce(t *testing.T) {
 	dir := t.TempDir()
 	cacert, crt, key, clientPEM := mintPKI(t, dir)
 	consumerPort := freeTCPPort(t)
-	writeFile(t, filepath.Join(dir, "consumer.env"), fmt.Sprintf(`CONSUMER_LISTEN_IP="127.0.0.1"
-CONSUMER_LISTEN_PORT="%d"
-CONSUMER_CACERTFILE="%s"
-CONSUMER_CERTFILE="%s"
-CONSUMER_KEYFILE="%s"
-CONSUMER_CRLDIR=""
-CONSUMER_DB_URL="%s"
-`, consumerPort, cacert, crt, key, dbURL))
+	writeConsumerEnv(t, filepath.Join(dir, "consumer.env"), consumerPort, cacert, crt, key, fmt.Sprintf("CONSUMER_DB_URL=%q", dbURL))
 	proxy := newCutProxy(t, fmt.Sprintf("127.0.0.1:%d", consumerPort))
 	penv := filepath.Join(dir, "producer.env")
 	writeFile(t, penv, fmt.Sprintf(`PRODUCER_IP="127.0.0.1"

@@ -17,14 +17,7 @@ func consumerEnvFile(t *testing.T, dir, dbURL string, extra string) string {
 	t.Helper()
 	cacert, crt, key, _ := mintPKI(t, dir)
 	path := filepath.Join(dir, "consumer.env")
-	writeFile(t, path, fmt.Sprintf(`CONSUMER_LISTEN_IP="127.0.0.1"
-CONSUMER_LISTEN_PORT="%d"
-CONSUMER_CACERTFILE="%s"
-CONSUMER_CERTFILE="%s"
-CONSUMER_KEYFILE="%s"
-CONSUMER_CRLDIR=""
-CONSUMER_DB_URL="%s"
-%s`, freeTCPPort(t), cacert, crt, key, dbURL, extra))
+	writeConsumerEnv(t, path, freeTCPPort(t), cacert, crt, key, fmt.Sprintf("CONSUMER_DB_URL=%q", dbURL), extra)
 	return path
 }
 

@@ -24,14 +24,7 @@ func TestConsumeRunsItsOwnDatabase(t *testing.T) {
 	cacert, crt, key, clientPEM := mintPKI(t, dir)
 	port := freeTCPPort(t)
 	dataDir := filepath.Join(dir, "pg")
-	writeFile(t, filepath.Join(dir, "consumer.env"), fmt.Sprintf(`CONSUMER_LISTEN_IP="127.0.0.1"
-CONSUMER_LISTEN_PORT="%d"
-CONSUMER_CACERTFILE="%s"
-CONSUMER_CERTFILE="%s"
-CONSUMER_KEYFILE="%s"
-CONSUMER_CRLDIR=""
-CONSUMER_DATA_DIR="%s"
-`, port, cacert, crt, key, dataDir))
+	writeConsumerEnv(t, filepath.Join(dir, "consumer.env"), port, cacert, crt, key, fmt.Sprintf("CONSUMER_DATA_DIR=%q", dataDir))
 	for _, kv := range os.Environ() { // "no database configured" means no PG* either
 		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "PG") {
 			t.Setenv(k, "")

@@ -33,6 +33,24 @@ func mintPKI(t *testing.T, dir string) (cacert, serverCrt, serverKey, clientPEM 
 	return ca.Path("certs/cacert.pem"), serverCrt, serverKey, clientPEM
 }
 
+// writeConsumerEnv writes a consumer env file listening on 127.0.0.1:port
+// with the given certificates and no CRL directory; extra lines (KEY="value")
+// are appended.
+func writeConsumerEnv(t *testing.T, path string, port int, cacert, crt, key string, extra ...string) {
+	t.Helper()
+	content := fmt.Sprintf(`CONSUMER_LISTEN_IP="127.0.0.1"
+CONSUMER_LISTEN_PORT="%d"
+CONSUMER_CACERTFILE="%s"
+CONSUMER_CERTFILE="%s"
+CONSUMER_KEYFILE="%s"
+CONSUMER_CRLDIR=""
+`, port, cacert, crt, key)
+	for _, l := range extra {
+		content += l + "\n"
+	}
+	writeFile(t, path, content)
+}
+
 func producerEnv(t *testing.T, dir string, port int, cacert, clientPEM string) string {
 	t.Helper()
 	path := filepath.Join(dir, "producer.env")
@@ -130,13 +148,7 @@ func TestConsumeJSONLines(t *testing.T) {
 	dir := t.TempDir()
 	cacert, crt, key, clientPEM := mintPKI(t, dir)
 	port := freeTCPPort(t)
-	writeFile(t, filepath.Join(dir, "consumer.env"), fmt.Sprintf(`CONSUMER_LISTEN_IP="127.0.0.1"
-CONSUMER_LISTEN_PORT="%d"
-CONSUMER_CACERTFILE="%s"
-CONSUMER_CERTFILE="%s"
-CONSUMER_KEYFILE="%s"
-CONSUMER_CRLDIR=""
-`, port, cacert, crt, key))
+	writeConsumerEnv(t, filepath.Join(dir, "consumer.env"), port, cacert, crt, key)
 	out := filepath.Join(dir, "samples.jsonl")
 	startSysmon(t, dir, "consume", "--env", "consumer.env", "--output", "jsonl", "--output-file", out, "--log-format", "text")
 	startSysmon(t, dir, "produce", "--env", producerEnv(t, dir, port, cacert, clientPEM), "--log-format", "text")

@@ -45,14 +45,7 @@ func TestTwoConsumersOneDatabase(t *testing.T) {
 	var consumers []*proc
 	for i, port := range ports {
 		env := filepath.Join(dir, fmt.Sprintf("consumer%d.env", i+1))
-		writeFile(t, env, fmt.Sprintf(`CONSUMER_LISTEN_IP="127.0.0.1"
-CONSUMER_LISTEN_PORT="%d"
-CONSUMER_CACERTFILE="%s"
-CONSUMER_CERTFILE="%s"
-CONSUMER_KEYFILE="%s"
-CONSUMER_CRLDIR=""
-CONSUMER_DB_URL="%s"
-`, port, cacert, crt, key, dbURL))
+		writeConsumerEnv(t, env, port, cacert, crt, key, fmt.Sprintf("CONSUMER_DB_URL=%q", dbURL))
 		// Both start at once: the migrations' advisory lock is part of
 		// what is tested.
 		consumers = append(consumers, startSysmon(t, dir, "consume", "--env", env, "--log-format", "text"))

@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"text/tabwriter"
@@ -93,6 +94,9 @@ func runProduce(ctx context.Context, o *produceOptions, flags map[string]string)
 		Logger:     log,
 	})
 	if err != nil {
+		if runtime.GOOS != "linux" {
+			return usageError{err} // no /proc to point at: the hint would mislead
+		}
 		return usageError{fmt.Errorf("%w (set PRODUCER_PROC_ROOT to a mounted /proc)", err)}
 	}
 	defer col.Close()
