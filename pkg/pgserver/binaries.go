@@ -11,7 +11,7 @@ import (
 
 // ErrNoBinaries reports that the PostgreSQL server binaries (initdb and
 // postgres) are not installed. Test harnesses skip on it outside CI.
-var ErrNoBinaries = errors.New("PostgreSQL server binaries (initdb, postgres) not found on PATH or under /usr/lib/postgresql/*/bin; install them with: apt-get install -y postgresql")
+var ErrNoBinaries = errors.New(noBinaries)
 
 // libDirGlob is where Debian and Ubuntu install the server binaries; they are
 // not on PATH there.
@@ -21,8 +21,12 @@ var libDirGlob = "/usr/lib/postgresql/*/bin"
 // found through PATH first (with symlinks resolved, so that initdb, postgres
 // and their shared files come from one installation), then the newest
 // /usr/lib/postgresql/<version>/bin. The error wraps ErrNoBinaries and names
-// the package to install.
+// the package to install. On Windows it fails: the private PostgreSQL runs
+// on Linux and macOS only.
 func FindBinaries() (binDir string, err error) {
+	if errPlatform != nil {
+		return "", errPlatform
+	}
 	if p, err := exec.LookPath("initdb"); err == nil {
 		if real, err := filepath.EvalSymlinks(p); err == nil {
 			p = real

@@ -15,4 +15,9 @@
 // Authentication: unix-socket connections are trusted (the socket directory
 // is private, mode 0700, owned by the server's account); TCP connections are
 // accepted only on loopback and need the role's password (SCRAM-SHA-256).
+//
+// Systems: Linux is the reference. macOS works the same but has no
+// parent-death signal, so a server whose owner was killed with SIGKILL keeps
+// running until stopped by hand. On Windows FindBinaries and Start fail
+// with a one-line error asking for CONSUMER_DB_URL.
 package pgserver

@@ -65,7 +65,7 @@ type Server struct {
 	binDir  string
 	dataDir string
 	sockDir string
-	cred    *syscall.Credential // nil when we are not root
+	cred    *credential // nil when we are not root
 	log     *slog.Logger
 
 	mu       sync.Mutex
@@ -145,7 +145,7 @@ var accountName = "postgres"
 
 // postgresAccount returns the credentials of the `postgres` OS account,
 // which the server runs as when we are root.
-func postgresAccount() (*syscall.Credential, error) {
+func postgresAccount() (*credential, error) {
 	u, err := user.Lookup(accountName)
 	if err != nil {
 		return nil, fmt.Errorf("PostgreSQL refuses to run as root and there is no `%s` OS account to run it as (%v); create one with: useradd --system --user-group --home-dir /var/lib/postgresql --shell /usr/sbin/nologin %s", accountName, err, accountName)
@@ -155,7 +155,7 @@ func postgresAccount() (*syscall.Credential, error) {
 	if err1 != nil || err2 != nil {
 		return nil, fmt.Errorf("postgres account has non-numeric uid/gid %q/%q", u.Uid, u.Gid)
 	}
-	return &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
+	return &credential{Uid: uint32(uid), Gid: uint32(gid)}, nil
 }
 
 // own hands path to the server's account when we run as root.
@@ -223,7 +223,7 @@ func (s *Server) chownTree(root string) error {
 	if err != nil {
 		return fmt.Errorf("stat data dir: %w", err)
 	}
-	if st, ok := fi.Sys().(*syscall.Stat_t); ok && int(st.Uid) == uid {
+	if owner, ok := fileOwner(fi); ok && owner == uid {
 		return nil // already ours: skip walking a large cluster
 	}
 	err = filepath.WalkDir(root, func(p string, _ os.DirEntry, err error) error {
@@ -274,16 +274,7 @@ func (s *Server) prepareCmd(cmd *exec.Cmd) {
 		env = append(env, kv)
 	}
 	cmd.Env = env
-	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Setpgid: true,
-		// If we die without stopping the server (kill -9, a test binary
-		// timing out), the kernel asks it for a fast shutdown, so no
-		// orphan holds the data directory or the port.
-		Pdeathsig: syscall.SIGINT,
-	}
-	if s.cred != nil {
-		cmd.SysProcAttr.Credential = &syscall.Credential{Uid: s.cred.Uid, Gid: s.cred.Gid, Groups: []uint32{}}
-	}
+	cmd.SysProcAttr = procAttr(s.cred)
 }
 
 // StartAgain starts the server of an initialised cluster on the same port
@@ -653,7 +644,7 @@ func (s *Server) kill() {
 	}
 	// The whole process group: backends of a killed postmaster would
 	// otherwise keep the shared memory and the port.
-	syscall.Kill(-s.cmd.Process.Pid, syscall.SIGKILL)
+	killGroup(s.cmd.Process.Pid)
 	<-s.exited
 }
 
