@@ -12,8 +12,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // Defaults of DiskOptions.
@@ -162,7 +160,7 @@ func OpenDisk(dir string, o DiskOptions) (*Disk, error) {
 			_, err := f.WriteAt(b, off)
 			return err
 		},
-		syncFile: func(f *os.File) error { return unix.Fdatasync(int(f.Fd())) },
+		syncFile: fdatasync,
 	}
 	lock, err := lockDir(dir)
 	if err != nil {

@@ -11,4 +11,9 @@
 // segments are deleted whole. The bounds never lose data silently: shed
 // per-process detail and dropped batches are written into the stream as
 // "spool_shed" events.
+//
+// Outside Linux (the producer runs on Linux only, but the package builds
+// everywhere) appends use f.Sync instead of fdatasync, and on Windows the
+// lock is a LockFileEx byte lock instead of flock and directories are not
+// synced.
 package spool
