@@ -13,7 +13,7 @@ import (
 // errNotLinux is the one line a producer started on another system sees:
 // every figure a sample carries comes from Linux's /proc, and no other
 // system has an equivalent this package could read.
-var errNotLinux = errors.New("sysmon produce reads Linux /proc and runs on Linux only")
+var errNotLinux = errors.New("produce reads Linux /proc and runs on Linux only")
 
 // Collector turns scans of a /proc tree into samples. Outside Linux there
 // is no /proc to scan, so none can be created; the type exists so that the

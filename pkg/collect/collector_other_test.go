@@ -14,7 +14,7 @@ func TestNewNotLinux(t *testing.T) {
 	if c != nil || !errors.Is(err, errNotLinux) {
 		t.Fatalf("New = %v, %v; want nil, %v", c, err, errNotLinux)
 	}
-	if got, want := err.Error(), "sysmon produce reads Linux /proc and runs on Linux only"; got != want {
+	if got, want := err.Error(), "produce reads Linux /proc and runs on Linux only"; got != want {
 		t.Errorf("error %q, want %q", got, want)
 	}
 	if HostName("/proc") == "" {
