@@ -12,14 +12,18 @@ bin=${1:?usage: $0 SYSMON_BINARY [N] [SECONDS]}
 n=${2:-2000}
 secs=${3:-60}
 pids=()
+# A spool of its own: the default one belongs to a real producer, which
+# must not later replay these measurement batches.
+spool=$(mktemp -d)
 cleanup() {
 	[ -n "${prod:-}" ] && kill "$prod" 2>/dev/null || true
 	[ ${#pids[@]} -gt 0 ] && kill "${pids[@]}" 2>/dev/null || true
 	wait 2>/dev/null || true
+	rm -rf "$spool"
 }
 trap cleanup EXIT
 for _ in $(seq "$n"); do sleep 3600 & pids+=($!); done
-PRODUCER_USE_TLS=false "$bin" produce --consumer ws://127.0.0.1:9/ --interval 2s --log-level error >/dev/null 2>&1 &
+PRODUCER_USE_TLS=false PRODUCER_SPOOL_DIR="$spool" "$bin" produce --consumer ws://127.0.0.1:9/ --interval 2s --log-level error >/dev/null 2>&1 &
 prod=$!
 sleep 6 # the first scan reads every process's files once
 procs=$(ls /proc | grep -c '^[0-9]')
