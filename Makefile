@@ -8,7 +8,7 @@ LDFLAGS   := -s -w -X github.com/sysmon/sysmon/cmd.version=$(VERSION) -X github.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME  ?= 30s
 
-.PHONY: all build test check demo bench bench-producer fuzz fuzz-short lint release clean dev-start dev-stop loadtest
+.PHONY: all build test check demo bench bench-producer fuzz fuzz-short release clean dev-start dev-stop loadtest
 
 all: build
 
@@ -37,9 +37,9 @@ bench:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 ./...
 
 # CPU and RSS of the real producer at the default interval with N extra idle
-# processes (N=2000 SECONDS=60 by default).
+# processes (N=2000 DURATION=60 by default).
 bench-producer: build
-	pkg/collect/testdata/measure-producer.sh ./sysmon $${N:-2000} $${SECONDS:-60}
+	pkg/collect/testdata/measure-producer.sh ./sysmon $${N:-2000} $${DURATION:-60}
 
 # Each fuzz target briefly (CI), or longer with FUZZTIME=10m make fuzz.
 fuzz-short:
