@@ -8,16 +8,21 @@ LDFLAGS   := -s -w -X github.com/sysmon/sysmon/cmd.version=$(VERSION) -X github.
 STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME  ?= 30s
 
-.PHONY: all build test check demo bench bench-producer fuzz fuzz-short release clean dev-start dev-stop loadtest
+.PHONY: all build deps test check demo bench bench-producer fuzz fuzz-short release clean dev-start dev-stop loadtest
 
 all: build
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o sysmon .
 
+# What the tests and the demo need from the system (PostgreSQL's binaries and
+# a few tools): installed with apt-get as root, otherwise named.
+deps:
+	@.ci/deps
+
 # The whole gate: formatting, vet, staticcheck, the test suite with the race
 # detector, and a few seconds of each fuzz target.
-test: check
+test: deps check
 	$(GO) test -race -count=1 -timeout 15m ./...
 	$(MAKE) fuzz-short
 
@@ -30,7 +35,7 @@ check:
 # Runs the real job on this machine: throwaway certificates, a private
 # PostgreSQL, a consumer and a producer on 127.0.0.1, then prints the latest
 # process top read back from the database.
-demo: build
+demo: deps build
 	./sysmon demo
 
 bench:
