@@ -159,7 +159,10 @@ func newCAClientCmd(dir *string) *cobra.Command {
 		Long: `Issue a client certificate (extended key usage clientAuth) for a producer.
 The key and certificate are written together to
 client_keys/<email>_<YYYYMMDD>.pem (the file PRODUCER_CERTFILE names), and
-separately as .key and .crt. The .pem path is printed on standard output.
+separately as .key and .crt. When that name already holds another client's
+certificate, the files are named <email>_<YYYYMMDD>_<name> instead. The .pem
+path is printed on standard output; --force replaces this client's own files
+only.
 
 --node binds the certificate to node names (repeatable): the consumer then
 accepts samples from this certificate for those nodes only. Without --node

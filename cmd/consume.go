@@ -305,7 +305,7 @@ func openStore(ctx context.Context, cfg *config.Consumer, log *slog.Logger) (*pg
 	}, log)
 	if err != nil {
 		if embedded != nil {
-			embedded.Stop(context.Background())
+			embedded.Close()
 		}
 		return nil, nil, fmt.Errorf("open database: %w", err)
 	}
@@ -313,9 +313,8 @@ func openStore(ctx context.Context, cfg *config.Consumer, log *slog.Logger) (*pg
 	return store, func() {
 		store.Close()
 		if embedded != nil {
-			sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-			defer cancel()
-			if err := embedded.Stop(sctx); err != nil {
+			// Close stops the server and removes its socket directory.
+			if err := embedded.Close(); err != nil {
 				fmt.Fprintf(os.Stderr, "sysmon: stopping private PostgreSQL: %v\n", err)
 			}
 		}

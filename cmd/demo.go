@@ -88,7 +88,7 @@ func runDemo(ctx context.Context, o *demoOptions) error {
 	if err != nil {
 		return err
 	}
-	defer db.Stop(context.Background())
+	defer db.Close()
 
 	port, err := freePort()
 	if err != nil {

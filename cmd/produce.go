@@ -44,7 +44,7 @@ func newProduceCmd() *cobra.Command {
 		Short: "Sample this host's /proc and push samples to a consumer over mutual TLS",
 		Long: `produce reads /proc every PRODUCER_INTERVAL (process top, host CPU, load and
 memory, node status) and sends each sample to the consumer over a WebSocket
-secured with mutual TLS. Samples wait in the outbox until the consumer
+secured with mutual TLS. Samples wait in the spool (PRODUCER_SPOOL_DIR) until the consumer
 acknowledges them.`,
 		Example: `  sysmon produce --env producer.env
   sysmon produce --once            # print one sample as a table, no consumer needed

@@ -238,3 +238,13 @@ func TestEnvFileQuirks(t *testing.T) {
 		t.Errorf("got %v", err)
 	}
 }
+
+func TestUnclosedQuoteNeverEchoesTheNextLines(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "x.env")
+	os.WriteFile(p, []byte("CONSUMER_LISTEN_PORT=\"1\nCONSUMER_DB_URL=postgres://u:SuperSecret123@h/db\nCONSUMER_RETENTION_DAYS=\"\n"), 0o600)
+	_, err := LoadConsumer(p, nil)
+	var ce *Error
+	if !errors.As(err, &ce) || ce.Key != "CONSUMER_LISTEN_PORT" || !strings.Contains(ce.Error(), "line 1") || strings.Contains(ce.Error(), "SuperSecret") {
+		t.Errorf("got %v", err)
+	}
+}

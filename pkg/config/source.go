@@ -42,7 +42,26 @@ func ReadEnvFile(path string) (map[string]string, error) {
 		// name the line instead.
 		return nil, errorf(path, "", `lines must look like KEY="value" (quotes closed on the same line)`, "cannot parse line %d", badLine(data))
 	}
+	// godotenv lets a quoted value run over several lines; in these files
+	// that is always a quote left open, and echoing the swallowed lines
+	// could print a secret.
+	for k, v := range m {
+		if strings.ContainsAny(v, "\r\n") {
+			return nil, errorf(path, k, `close the quote on the same line: KEY="value"`, "line %d: quoted value not closed on its line", keyLine(data, k))
+		}
+	}
 	return m, nil
+}
+
+// keyLine is the line where key is set.
+func keyLine(data []byte, key string) int {
+	for i, line := range strings.Split(string(data), "\n") {
+		line = strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(line), "export "))
+		if strings.HasPrefix(line, key+"=") || strings.HasPrefix(line, key+" ") {
+			return i + 1
+		}
+	}
+	return 1
 }
 
 // badLine finds the first line that does not parse on its own. Multi-line

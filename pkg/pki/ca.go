@@ -323,7 +323,8 @@ func (ca *CA) IssueClient(name, email string, nodes []string, opts IssueOptions)
 	base := filepath.Join(ca.Dir, ClientKeysDir, email+"_"+ca.now().UTC().Format("20060102"))
 	// One operator e-mail often signs for many hosts on one day: rather than
 	// refuse the second, name its files after the client too.
-	if crtData, err := os.ReadFile(base + ".crt"); err == nil && !opts.Force {
+	// --force replaces this client's own files, never another client's.
+	if crtData, err := os.ReadFile(base + ".crt"); err == nil {
 		if certs, err := parseCertificates(crtData); err == nil && len(certs) > 0 && certs[0].Subject.CommonName != name {
 			base += "_" + fileSafe(name)
 		}

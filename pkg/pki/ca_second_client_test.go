@@ -31,4 +31,13 @@ func TestSecondClientSameEmailSameDay(t *testing.T) {
 	if _, err := ca.IssueClient("web2", "ops@example.com", nil, IssueOptions{}); err == nil {
 		t.Error("a third certificate of the same name, e-mail and day overwrote the second")
 	}
+	// --force replaces web2's files, never web1's.
+	p3, err := ca.IssueClient("web2", "ops@example.com", []string{"web2"}, IssueOptions{Force: true})
+	if err != nil || p3 != p2 {
+		t.Fatalf("forced reissue wrote %s (%v), want %s", p3, err, p2)
+	}
+	kp, err := LoadKeyPair(p1, "")
+	if err != nil || kp.Leaf.Subject.CommonName != "web1" {
+		t.Errorf("web1's file now holds %v (%v)", kp.Leaf.Subject.CommonName, err)
+	}
 }
