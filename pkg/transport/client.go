@@ -96,7 +96,8 @@ func (c *Client) Run(ctx context.Context, drain time.Duration) error {
 	for i := 0; ; i++ {
 		url := c.o.URLs[i%len(c.o.URLs)]
 		start := time.Now()
-		err := c.session(ctx, url, drain)
+		var wasUp bool
+		err := c.session(ctx, url, drain, &wasUp)
 		if ctx.Err() != nil {
 			return nil
 		}
@@ -104,11 +105,15 @@ func (c *Client) Run(ctx context.Context, drain time.Duration) error {
 		if time.Since(start) > time.Minute {
 			bo.Reset()
 		}
-		if state := errorClass(err); state != lastState {
-			c.log.Warn("consumer session ended; reconnecting", "url", url, "err", err)
+		msg := "cannot reach consumer; retrying"
+		if wasUp {
+			msg = "consumer session ended; reconnecting"
+		}
+		if state := errorClass(err); state != lastState || wasUp {
+			c.log.Warn(msg, "url", url, "err", err)
 			lastState = state
 		} else {
-			c.log.Debug("consumer session ended; reconnecting", "url", url, "err", err)
+			c.log.Debug(msg, "url", url, "err", err)
 		}
 		if !sleep(ctx.Done(), bo.Next()) {
 			return nil
@@ -155,7 +160,9 @@ func (c *Client) dial(ctx context.Context, url string) (*websocket.Conn, *http.R
 	return conn, resp, err
 }
 
-func (c *Client) session(ctx context.Context, url string, drain time.Duration) error {
+// session runs one connection; wasUp reports whether it got as far as the
+// consumer's welcome.
+func (c *Client) session(ctx context.Context, url string, drain time.Duration, wasUp *bool) error {
 	conn, resp, err := c.dial(ctx, url)
 	if err != nil {
 		if resp != nil {
@@ -189,6 +196,7 @@ func (c *Client) session(ctx context.Context, url string, drain time.Duration) e
 		return err
 	}
 	c.ack(welcome.LastSeq)
+	*wasUp = true
 	c.connected.Store(true)
 	defer c.connected.Store(false)
 	c.log.Info("connected to consumer", "url", url, "subprotocol", codec.Subprotocol(), "last_seq", welcome.LastSeq)

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log"
 	"log/slog"
 	"net"
 	"net/http"
@@ -103,8 +104,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, tlsConf *tls.Config
 		ReadHeaderTimeout: s.o.HandshakeTimeout,
 		IdleTimeout:       s.o.IdleTimeout,
 		// Refused TLS handshakes (unknown CA, revoked, no certificate) land
-		// here: an operator wants to see them.
-		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+		// here: an operator wants to see them, but not thousands a minute.
+		ErrorLog:    log.New(newRateLog(s.log, 20, time.Minute), "", 0),
 		BaseContext: func(net.Listener) context.Context { return ctx },
 		ConnContext: func(c context.Context, nc net.Conn) context.Context {
 			// A handshake that never completes must not hold a socket.

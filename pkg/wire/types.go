@@ -140,7 +140,9 @@ const OtherPID = -1
 
 // Proc is one process in a sample's top set. A process is identified by
 // (PID, StartTime); rates are computed against the previous sample of the
-// same identity and are zero for a process first seen.
+// same identity. A process first seen that started during the interval is
+// charged its whole counters (so short-lived work shows); one first seen
+// that is older starts at zero.
 type Proc struct {
 	PID         int32   `json:"pid"`
 	StartTime   uint64  `json:"start_time"` // clock ticks after boot, /proc/PID/stat field 22
