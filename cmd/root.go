@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -94,7 +95,17 @@ func newVersionCmd() *cobra.Command {
 		Example: "  sysmon version",
 		Args:    cobra.NoArgs,
 		RunE: func(c *cobra.Command, _ []string) error {
-			fmt.Fprintf(c.OutOrStdout(), "sysmon %s (commit %s)\n", version, commit)
+			v, rev := version, commit
+			// A plain `go build` injects nothing; the toolchain still
+			// records the commit it built from.
+			if info, ok := debug.ReadBuildInfo(); ok && rev == "unknown" {
+				for _, st := range info.Settings {
+					if st.Key == "vcs.revision" && len(st.Value) >= 12 {
+						rev = st.Value[:12]
+					}
+				}
+			}
+			fmt.Fprintf(c.OutOrStdout(), "sysmon %s (commit %s)\n", v, rev)
 			return nil
 		},
 	}
