@@ -23,6 +23,7 @@ var allowedDeps = map[string][]string{
 	"pkg/metrics":    {"pkg/wire"},
 	"pkg/pgtest":     {"pkg/pgserver"},
 	"pkg/doctor":     {"pkg/config", "pkg/pki", "pkg/pgserver"},
+	"pkg/setup":      {"pkg/config", "pkg/pki"},
 }
 
 func TestPackageDependencies(t *testing.T) {
