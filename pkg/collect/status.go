@@ -79,6 +79,8 @@ type statusRunner struct {
 	ctx     context.Context
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup
+
+	lastProblem string // guarded by mu; see problem
 }
 
 func newStatusRunner(cmd string, timeout time.Duration, log *slog.Logger) *statusRunner {
@@ -121,18 +123,40 @@ func (r *statusRunner) run() string {
 	cmd.WaitDelay = time.Second
 	var buf limitedBuffer
 	buf.max = maxStatusOutput
+	// A command that talks without end (`yes`) is stopped at the cap rather
+	// than read and discarded until the timeout: it would cost a core.
+	buf.full = cancel
 	cmd.Stdout, cmd.Stderr = &buf, &buf
 	err := cmd.Run()
 	out := cleanText(buf.b.Bytes())
-	if ctx.Err() == context.DeadlineExceeded {
-		r.log.Warn("status command timed out", "cmd", r.cmd, "timeout", r.timeout)
+	switch {
+	case buf.truncated:
+		r.problem("status command output over the limit; cut", "cmd", r.cmd, "limit_bytes", maxStatusOutput)
+		return out + fmt.Sprintf("\n(output truncated at %d bytes)\n", maxStatusOutput)
+	case ctx.Err() == context.DeadlineExceeded:
+		r.problem("status command timed out", "cmd", r.cmd, "timeout", r.timeout)
 		return out + fmt.Sprintf("\n(timed out after %s)\n", r.timeout)
-	}
-	if err != nil {
-		r.log.Warn("status command failed", "cmd", r.cmd, "err", err)
+	case err != nil && r.ctx.Err() != nil:
+		return out // the collector is closing: not the command's failure
+	case err != nil:
+		r.problem("status command failed", "cmd", r.cmd, "err", err)
 		return out + fmt.Sprintf("\n(%v)\n", err)
 	}
+	r.problem("")
 	return out
+}
+
+// problem logs a status command's trouble once per change, not once per
+// run (a hung command would otherwise warn every few seconds); "" marks a
+// run that went well.
+func (r *statusRunner) problem(msg string, args ...any) {
+	r.mu.Lock()
+	changed := msg != r.lastProblem
+	r.lastProblem = msg
+	r.mu.Unlock()
+	if changed && msg != "" {
+		r.log.Warn(msg, args...)
+	}
 }
 
 func (r *statusRunner) close() {
@@ -140,18 +164,28 @@ func (r *statusRunner) close() {
 	r.wg.Wait()
 }
 
-// limitedBuffer keeps the first max bytes written and drops the rest.
+// limitedBuffer keeps the first max bytes written; on the first byte past
+// them it marks itself truncated and calls full (which stops the command).
 type limitedBuffer struct {
-	mu  sync.Mutex
-	b   bytes.Buffer
-	max int
+	mu        sync.Mutex
+	b         bytes.Buffer
+	max       int
+	full      func()
+	truncated bool
 }
 
 func (l *limitedBuffer) Write(p []byte) (int, error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if room := l.max - l.b.Len(); room > 0 {
+	room := l.max - l.b.Len()
+	if room > 0 {
 		l.b.Write(p[:min(room, len(p))])
+	}
+	if len(p) > room && !l.truncated {
+		l.truncated = true
+		if l.full != nil {
+			l.full()
+		}
 	}
 	return len(p), nil
 }

@@ -118,3 +118,36 @@ func TestHostNameBootID(t *testing.T) {
 		t.Errorf("live BootID = %q", b)
 	}
 }
+
+// TestStatusCommandEndlessOutput: a command that never stops talking is
+// stopped at the output cap, long before its timeout, and the cut is said.
+func TestStatusCommandEndlessOutput(t *testing.T) {
+	fr := newFixtureRoot(t)
+	fr.load("scan/t1")
+	c, err := New(Options{ProcRoot: fr.root, StatusCmd: "yes status", StatusTimeout: 20 * time.Second, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	deadline := start.Add(5 * time.Second)
+	for {
+		s, err := c.Sample(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(s.Status.Data, "(output truncated at") {
+			if d := time.Since(start); d > 4*time.Second {
+				t.Errorf("the endless command ran %v before it was stopped", d)
+			}
+			if n := strings.Count(s.Status.Data, "status\n"); n < 100 {
+				t.Errorf("kept only %d lines of output", n)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("endless output never cut:\n%.300s", s.Status.Data)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
