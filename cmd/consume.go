@@ -13,9 +13,11 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -133,6 +135,15 @@ func runConsume(ctx context.Context, o *consumeOptions, flags map[string]string)
 			if js, err = jsonl.Create(o.outputFile); err != nil {
 				return usageError{err}
 			}
+		} else {
+			// With stdout piped into `head` or a shipper that exits, a
+			// write fails with EPIPE instead of killing the process
+			// silently; the consumer then closes its sessions and says why.
+			signal.Ignore(syscall.SIGPIPE)
+			var cancel context.CancelCauseFunc
+			ctx, cancel = context.WithCancelCause(ctx)
+			defer cancel(nil)
+			js.OnClosed = func(err error) { cancel(fmt.Errorf("jsonl output closed by its reader: %w", err)) }
 		}
 		defer js.Close()
 		sink = js
@@ -206,7 +217,13 @@ func runConsume(ctx context.Context, o *consumeOptions, flags map[string]string)
 		scheme = "ws"
 	}
 	log.Info("consumer listening", "url", fmt.Sprintf("%s://%s/", scheme, ln.Addr()), "output", o.output)
-	return srv.Serve(ctx, ln, tlsConf)
+	if err := srv.Serve(ctx, ln, tlsConf); err != nil {
+		return err
+	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		return cause
+	}
+	return nil
 }
 
 func consumerTLS(cfg *config.Consumer, log *slog.Logger) (*tls.Config, *pki.Revocations, error) {

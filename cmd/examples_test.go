@@ -181,3 +181,44 @@ func TestConsumeJSONLines(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 }
+
+// TestConsumeJSONLinesReaderGone: `consume --output jsonl | head -2` stops
+// with a message and exit code 1 when its reader goes away, instead of dying
+// silently of SIGPIPE; what was not written stays unacknowledged.
+func TestConsumeJSONLinesReaderGone(t *testing.T) {
+	dir := t.TempDir()
+	cacert, crt, key, clientPEM := mintPKI(t, dir)
+	port := freeTCPPort(t)
+	writeConsumerEnv(t, filepath.Join(dir, "consumer.env"), port, cacert, crt, key)
+	cmd := exec.Command(sysmonBinary(t), "consume", "--env", "consumer.env", "--output", "jsonl", "--log-format", "text")
+	cmd.Dir = dir
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := &syncBuffer{}
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+	startSysmon(t, dir, "produce", "--env", producerEnv(t, dir, port, cacert, clientPEM), "--log-format", "text")
+	sc := bufio.NewScanner(stdout)
+	sc.Buffer(make([]byte, 1<<20), 1<<20)
+	for i := 0; i < 2; i++ {
+		if !sc.Scan() {
+			t.Fatalf("no line %d: %v\n%s", i+1, sc.Err(), stderr)
+		}
+	}
+	stdout.Close() // the reader goes away, as `head` does
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case <-done:
+	case <-time.After(20 * time.Second):
+		t.Fatalf("consumer still running after its output closed:\n%s", stderr)
+	}
+	if code := cmd.ProcessState.ExitCode(); code != 1 || !strings.Contains(stderr.String(), "jsonl output closed") {
+		t.Errorf("exit %d (%v), want 1 and a message:\n%s", code, cmd.ProcessState, stderr)
+	}
+}

@@ -8,10 +8,12 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/sysmon/sysmon/pkg/wire"
@@ -32,12 +34,15 @@ type Line struct {
 // consumer restarts delivery is at-least-once, since the file holds no
 // index (consumers of the lines dedupe on node, spool_id, seq).
 type Sink struct {
-	mu   sync.Mutex
-	w    *bufio.Writer
-	out  io.Writer
-	f    *os.File // nil for stdout-like writers: flushed but not synced
-	last map[string]uint64
-	now  func() time.Time
+	mu  sync.Mutex
+	w   *bufio.Writer
+	out io.Writer
+	// OnClosed, when set, is called when the output's reader has gone away
+	// (EPIPE); the batch stays unacknowledged.
+	OnClosed func(error)
+	f        *os.File // nil for stdout-like writers: flushed but not synced
+	last     map[string]uint64
+	now      func() time.Time
 }
 
 // New writes to w (e.g. os.Stdout).
@@ -86,6 +91,11 @@ func (s *Sink) WriteBatch(_ context.Context, h *wire.Hello, b *wire.Batch) error
 		_, err := s.w.Write(line)
 		if err == nil {
 			err = s.w.Flush()
+		}
+		if errors.Is(err, syscall.EPIPE) && s.OnClosed != nil {
+			// The reader is gone (`| head`): nothing will ever read this
+			// output again, so stop rather than retry forever.
+			s.OnClosed(err)
 		}
 		if err != nil {
 			s.w.Reset(s.out) // bufio errors are sticky; let a retry start clean
