@@ -320,15 +320,7 @@ func (ca *CA) IssueClient(name, email string, nodes []string, opts IssueOptions)
 		seen[n] = true
 		tmpl.URIs = append(tmpl.URIs, &url.URL{Scheme: NodeURIScheme, Opaque: url.PathEscape(n)})
 	}
-	base := filepath.Join(ca.Dir, ClientKeysDir, email+"_"+ca.now().UTC().Format("20060102"))
-	// One operator e-mail often signs for many hosts on one day: rather than
-	// refuse the second, name its files after the client too.
-	// --force replaces this client's own files, never another client's.
-	if crtData, err := os.ReadFile(base + ".crt"); err == nil {
-		if certs, err := parseCertificates(crtData); err == nil && len(certs) > 0 && certs[0].Subject.CommonName != name {
-			base += "_" + fileSafe(name)
-		}
-	}
+	base := strings.TrimSuffix(ca.ClientPath(name, email), ".pem")
 	pemPath, crtPath, keyPath := base+".pem", base+".crt", base+".key"
 	if err := checkFree(opts.Force, pemPath, crtPath, keyPath); err != nil {
 		return "", fmt.Errorf("issue client certificate: %w", err)
@@ -510,6 +502,44 @@ func checkEmail(e string) error {
 		return invalidf("e-mail address %q: want user@domain without spaces or slashes", e)
 	}
 	return nil
+}
+
+// ClientPath is the key+certificate PEM that IssueClient writes (or would
+// write) today for name and email: client_keys/<email>_<YYYYMMDD>.pem, or,
+// when that holds another client's certificate, <email>_<YYYYMMDD>_<name>.pem
+// — one operator e-mail often signs for many hosts on one day. --force
+// replaces this client's own files, never another client's.
+func (ca *CA) ClientPath(name, email string) string {
+	base := filepath.Join(ca.Dir, ClientKeysDir, email+"_"+ca.now().UTC().Format("20060102"))
+	if crtData, err := os.ReadFile(base + ".crt"); err == nil {
+		if certs, err := parseCertificates(crtData); err == nil && len(certs) > 0 && certs[0].Subject.CommonName != name {
+			base += "_" + fileSafe(name)
+		}
+	}
+	return base + ".pem"
+}
+
+// IsRevoked reports whether the index records the certificate in file (a
+// certificate or key+certificate PEM) as revoked.
+func (ca *CA) IsRevoked(file string) (bool, error) {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return false, err
+	}
+	certs, err := parseCertificates(data)
+	if err != nil || len(certs) == 0 {
+		return false, fmt.Errorf("%s: no certificate", file)
+	}
+	entries, err := ca.List()
+	if err != nil {
+		return false, err
+	}
+	for _, e := range entries {
+		if e.Serial.Cmp(certs[0].SerialNumber) == 0 {
+			return e.Status == "revoked", nil
+		}
+	}
+	return false, nil
 }
 
 // fileSafe keeps a name to characters that are safe in a file name.

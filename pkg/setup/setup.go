@@ -12,7 +12,6 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/sysmon/sysmon/pkg/config"
 	"github.com/sysmon/sysmon/pkg/pki"
@@ -150,6 +149,12 @@ func mintCertificate(o *Options, values map[string]string) error {
 			hosts = defaultHosts(values["CONSUMER_LISTEN_IP"])
 		}
 		crt, key, err := ca.IssueServer(hosts, opts)
+		if errors.Is(err, pki.ErrExists) {
+			if isRevoked(ca, ca.Path(pki.ServerCertFile)) {
+				fmt.Fprintf(o.Stdout, "the existing server certificate %s is revoked: minting a new one\n", ca.Path(pki.ServerCertFile))
+				crt, key, err = ca.IssueServer(hosts, pki.IssueOptions{Force: true})
+			}
+		}
 		switch {
 		case errors.Is(err, pki.ErrExists):
 			crt, key = ca.Path(pki.ServerCertFile), ca.Path(pki.ServerKeyFile)
@@ -180,9 +185,16 @@ func mintCertificate(o *Options, values map[string]string) error {
 		email = "sysmon@" + node
 	}
 	pemPath, err := ca.IssueClient(node, email, []string{node}, opts)
+	if errors.Is(err, pki.ErrExists) {
+		// Never hand out a revoked (perhaps compromised) key again.
+		if existing := ca.ClientPath(node, email); isRevoked(ca, existing) {
+			fmt.Fprintf(o.Stdout, "the existing client certificate %s is revoked: minting a new one\n", existing)
+			pemPath, err = ca.IssueClient(node, email, []string{node}, pki.IssueOptions{Force: true})
+		}
+	}
 	switch {
 	case errors.Is(err, pki.ErrExists):
-		pemPath = filepath.Join(dir, pki.ClientKeysDir, email+"_"+time.Now().UTC().Format("20060102")+".pem")
+		pemPath = ca.ClientPath(node, email)
 		fmt.Fprintf(o.Stdout, "using the existing client certificate %s (--force mints a new one)\n", pemPath)
 	case err != nil:
 		return &CAError{err}
@@ -192,6 +204,11 @@ func mintCertificate(o *Options, values map[string]string) error {
 	setDefault("PRODUCER_CACERTFILE", ca.Path(pki.CACertFile))
 	setDefault("PRODUCER_CERTFILE", pemPath)
 	return nil
+}
+
+func isRevoked(ca *pki.CA, file string) bool {
+	revoked, _ := ca.IsRevoked(file)
+	return revoked
 }
 
 // namesMissing returns the hosts that cert's subjectAltName (or, lacking

@@ -198,6 +198,28 @@ func TestRunMints(t *testing.T) {
 	if !strings.Contains(stdout.String(), "issued client certificate "+penv["PRODUCER_CERTFILE"]+" for node web7\n") {
 		t.Errorf("stdout: %s", stdout.String())
 	}
+
+	// A revoked certificate is never handed out again: setup mints anew.
+	if err := ca.Revoke(penv["PRODUCER_CERTFILE"], 1); err != nil {
+		t.Fatal(err)
+	}
+	stdout.Reset()
+	if err := Run(Options{Role: config.RoleProducer, Out: prod, CADir: caDir, Values: map[string]string{"PRODUCER_NODE": "web7"}, Stdout: &stdout}); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout.String(), "is revoked: minting a new one") {
+		t.Errorf("stdout: %s", stdout.String())
+	}
+	again, err := pki.LoadKeyPair(readEnv(t, prod)["PRODUCER_CERTFILE"], "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Leaf.SerialNumber.Cmp(pair.Leaf.SerialNumber) == 0 {
+		t.Error("the revoked certificate was reused")
+	}
+	if revoked, _ := ca.IsRevoked(readEnv(t, prod)["PRODUCER_CERTFILE"]); revoked {
+		t.Error("the new certificate is recorded as revoked")
+	}
 }
 
 func TestRunAsks(t *testing.T) {
