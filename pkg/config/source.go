@@ -29,7 +29,7 @@ func ReadEnvFile(path string) (map[string]string, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, errorf(path, "", "pass the right path to --env, or create one with `sysmon setup`", "env file not found")
+			return nil, errorf(path, "", "check the path (the --env flag, or the FILE argument of setup check), or create the file with `sysmon setup`", "env file not found")
 		}
 		return nil, errorf(path, "", "check the file's permissions", "cannot read env file: %v", unwrapPath(err))
 	}
