@@ -117,9 +117,6 @@ func (p *cutProxy) freeze() {
 // its TCP connection being reset and going half-open; at the end every sample
 // it took is in `host` exactly once.
 func TestChaosExactlyOnce(t *testing.T) {
-	if testing.Short() {
-		t.Skip("chaos run takes about a minute")
-	}
 	dbURL := pgtest.URL(t)
 	db := pgtest.Server(t)
 	dir := t.TempDir()
